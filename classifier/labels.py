@@ -1,0 +1,41 @@
+"""The label names threadguard predicts, defined once.
+
+Every other module refers to these tuples; outputs are keyed by these names,
+never by index. A trained model stores the subset it actually learned.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+#: Stance of a comment toward its target (the article for a top-level comment,
+#: the parent comment for a reply).
+STANCE_LABELS: Final[tuple[str, ...]] = ("support", "deny", "query", "comment", "unrelated")
+
+#: Multi-label toxicity, named as Perspective API and Detoxify name them, plus spam.
+TOXICITY_LABELS: Final[tuple[str, ...]] = (
+    "toxicity",
+    "severe_toxicity",
+    "obscene",
+    "threat",
+    "insult",
+    "identity_attack",
+    "spam",
+)
+
+StanceTarget = Literal["article", "parent"]
+
+STANCE_DESCRIPTIONS: Final[dict[str, str]] = {
+    "support": "agrees with or confirms its target",
+    "deny": "disagrees with or contradicts its target",
+    "query": "asks for evidence or clarification",
+    "comment": "neither takes a side nor asks",
+    "unrelated": "off-topic for its target",
+}
+
+
+def check_labels(names: list[str] | tuple[str, ...], known: tuple[str, ...], kind: str) -> None:
+    """Raise ``ValueError`` naming any label in ``names`` that is not in ``known``."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown {kind} label(s) {unknown}; known: {list(known)}")

@@ -1,0 +1,1 @@
+"""threadguard training: corpus adapters, fine-tuning and evaluation (needs the `train` extra)."""
