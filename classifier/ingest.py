@@ -1,0 +1,111 @@
+"""Read threads from any supported input and write them out: the work behind ``threadguard parse``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from classifier.readers import ParsedItem, ReadOptions, expand_paths, read_file, read_jsonl_stream
+from classifier.schema import ErrorRecord, Thread
+from classifier.writers import OutputFormat, open_writer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ParseSummary:
+    """What a run read: counts, and which threads came without comments."""
+
+    files: int = 0
+    threads: int = 0
+    comments: int = 0
+    errors: int = 0
+    skipped_files: list[str] = field(default_factory=list)
+    no_comments: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
+
+    def add(self, item: ParsedItem) -> None:
+        if isinstance(item, ErrorRecord):
+            self.errors += 1
+            return
+        self.threads += 1
+        self.comments += len(item.comments)
+        if not item.comments:
+            why = str(item.extra.get("comment_section", "no comments"))
+            self.no_comments.append((item.source, why))
+
+    def lines(self) -> list[str]:
+        """The summary as printed on stderr."""
+        out = [
+            f"{self.threads} threads, {self.comments} comments, {self.errors} errors "
+            f"from {self.files} file(s)"
+        ]
+        for source, why in self.no_comments:
+            reason = {
+                "absent": "the page has no comment section",
+                "empty": "the comment section is empty",
+            }.get(why, "no comments")
+            out.append(f"  no comments: {source} ({reason})")
+        for path in self.skipped_files:
+            out.append(f"  skipped: {path} (not a supported input type)")
+        return out
+
+
+def iter_inputs(
+    paths: Iterable[str], options: ReadOptions, summary: ParseSummary
+) -> Iterator[ParsedItem]:
+    """Threads and errors from ``paths`` (``-`` is JSONL on standard input), counted in ``summary``."""
+    plain = [p for p in paths if p != "-"]
+    files, skipped = expand_paths(plain)
+    summary.skipped_files = [str(p) for p in skipped]
+    streams: list[Iterator[ParsedItem]] = [read_file(p, options) for p in files]
+    summary.files = len(files)
+    if "-" in paths:
+        summary.files += 1
+        streams.append(read_jsonl_stream(sys.stdin.buffer, "<stdin>", options))
+    for stream in streams:
+        for item in stream:
+            summary.add(item)
+            yield item
+
+
+def write_error(fh: IO[str] | None, error: ErrorRecord) -> None:
+    """One error row: JSONL to ``fh`` if given, else a readable line on stderr."""
+    if fh is not None:
+        fh.write(json.dumps(error.to_dict(), ensure_ascii=False) + "\n")
+    else:
+        print(f"error: {error}", file=sys.stderr)
+
+
+def parse_threads(
+    paths: Iterable[str],
+    output: str | Path | None = None,
+    fmt: OutputFormat = "jsonl",
+    options: ReadOptions | None = None,
+    errors_path: str | Path | None = None,
+) -> ParseSummary:
+    """Read every thread in ``paths`` and write it to ``output`` in ``fmt``.
+
+    Bad records go to ``errors_path`` as JSONL error rows (or to stderr), and
+    reading goes on; the returned summary counts threads, comments and errors.
+    """
+    options = options or ReadOptions()
+    summary = ParseSummary()
+    with ExitStack() as stack:
+        err_fh = (
+            stack.enter_context(Path(errors_path).open("w", encoding="utf-8"))
+            if errors_path
+            else None
+        )
+        writer = stack.enter_context(open_writer(output, fmt))
+        for item in iter_inputs(list(paths), options, summary):
+            if isinstance(item, Thread):
+                writer.write(item)
+            else:
+                write_error(err_fh, item)
+    return summary

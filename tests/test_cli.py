@@ -1,0 +1,75 @@
+"""The command line, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from classifier.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def test_parse_seeds_to_stdout() -> None:
+    result = runner.invoke(app, ["parse", str(ROOT / "seeds")])
+    assert result.exit_code == 0, result.output
+    threads = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [len(t["comments"]) for t in threads] == [3, 2, 0, 0, 0]
+    assert threads[1]["comments"][1]["author"] == "Paul Woodward"
+    assert "5 threads, 5 comments, 0 errors from 5 file(s)" in result.stderr
+    assert "the comment section is empty" in result.stderr
+    assert "README.md (not a supported input type)" in result.stderr
+
+
+def test_parse_to_each_format(tmp_path: Path) -> None:
+    for fmt in ("jsonl", "csv", "parquet"):
+        out = tmp_path / f"seeds.{fmt}"
+        result = runner.invoke(app, ["parse", str(ROOT / "seeds"), "-o", str(out), "-f", fmt])
+        assert result.exit_code == 0, result.output
+        again = runner.invoke(app, ["parse", str(out)])
+        assert again.exit_code == 0, again.output
+        assert [len(json.loads(x)["comments"]) for x in again.stdout.splitlines()] == [
+            3,
+            2,
+            0,
+            0,
+            0,
+        ]
+    assert (
+        pq.read_table(tmp_path / "seeds.parquet").num_rows == 5 + 3
+    )  # 5 comments, 3 empty threads
+
+
+def test_errors_go_to_a_file_and_set_the_exit_code(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"thread_id": "t", "comment_id": "1", "text": "fine"}\n{"broken\n')
+    errors = tmp_path / "errors.jsonl"
+    result = runner.invoke(app, ["parse", str(src), "--errors", str(errors)])
+    assert result.exit_code == 1
+    (row,) = [json.loads(x) for x in errors.read_text().splitlines()]
+    assert row["location"] == "line 2" and row["source"] == str(src)
+    assert "malformed JSON" in row["error"]
+    assert "1 threads, 1 comments, 1 errors" in result.stderr
+
+
+def test_stdin_and_column_override() -> None:
+    data = '{"story": "s1", "CONTENT": "hello", "comment_id": "1"}\n'
+    result = runner.invoke(
+        app, ["parse", "-", "-c", "thread_id=story", "-c", "text=CONTENT"], input=data
+    )
+    assert result.exit_code == 0, result.output
+    (thread,) = [json.loads(x) for x in result.stdout.splitlines()]
+    assert thread["id"] == "s1" and thread["comments"][0]["text"] == "hello"
+
+
+def test_usage_errors_are_clear(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["parse", str(ROOT / "seeds"), "-f", "parquet"])
+    assert result.exit_code == 2
+    assert "Parquet output needs a file" in result.output
+    result = runner.invoke(app, ["parse", str(ROOT / "seeds"), "-c", "nonsense"])
+    assert result.exit_code == 2
+    assert "expected FIELD=COLUMN" in result.output
