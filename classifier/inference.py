@@ -1,0 +1,161 @@
+"""Batched prediction with a loaded :class:`~classifier.modeling.ThreadguardModel`.
+
+Inputs are tokenised in bulk by the fast tokenizer, sorted by length so that each
+batch pads little, run under ``torch.inference_mode()``, and returned in input
+order as plain dicts keyed by label name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypedDict, cast
+
+import torch
+
+from classifier.modeling import EncodedInput, ThreadguardModel
+
+logger = logging.getLogger(__name__)
+
+
+class StancePrediction(TypedDict):
+    """Most likely stance and the probability of every stance class the model has."""
+
+    label: str
+    scores: dict[str, float]
+
+
+class Prediction(TypedDict):
+    """Prediction for one comment: stance (softmax) and toxicity (independent sigmoids)."""
+
+    stance: StancePrediction
+    toxicity: dict[str, float]
+
+
+class NoDefaultModelError(FileNotFoundError):
+    """Raised when no model path is given and no default model is installed."""
+
+
+def load_model(path: str | Path | None) -> ThreadguardModel:
+    """Load a saved threadguard model directory (eval mode, CPU).
+
+    ``None`` asks for the default model, which is not shipped yet: that raises
+    :class:`NoDefaultModelError`.
+    """
+    if path is None:
+        raise NoDefaultModelError(
+            "no default threadguard model is installed yet; pass the path of a model "
+            "directory saved by ThreadguardModel.save_pretrained"
+        )
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no threadguard model directory at {path}")
+    return ThreadguardModel.from_pretrained(path)
+
+
+def _field(item: Any, name: str) -> str:
+    value = item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+    return "" if value is None else str(value)
+
+
+class Predictor:
+    """Predicts stance and toxicity for many comments at once.
+
+    Args:
+        model: a loaded model; it is put in eval mode and moved to ``device``.
+        batch_size: most examples per forward pass.
+        device: ``"cpu"``, ``"cuda"``, ... .
+        num_threads: if given, ``torch.set_num_threads(num_threads)`` (process-wide);
+            by default torch's own setting is left alone.
+        max_batch_tokens: if given, a batch also stops growing once
+            ``examples x longest input`` would exceed it (bounds memory when
+            inputs are long).
+        chunk_size: inputs are tokenised and length-sorted this many at a time,
+            which bounds memory on very long input lists.
+    """
+
+    def __init__(
+        self,
+        model: ThreadguardModel,
+        *,
+        batch_size: int = 32,
+        device: str | torch.device = "cpu",
+        num_threads: int | None = None,
+        max_batch_tokens: int | None = None,
+        chunk_size: int = 4096,
+    ) -> None:
+        if batch_size < 1 or chunk_size < 1:
+            raise ValueError("batch_size and chunk_size must be positive")
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.chunk_size = chunk_size
+
+    def predict(self, items: Iterable[Mapping[str, Any] | Any]) -> list[Prediction]:
+        """Predict for each item, returned in input order.
+
+        An item is a mapping (or an object with attributes) with ``text`` and
+        optionally ``target`` (the article or parent comment; empty or missing
+        for no target) and ``context`` (e.g. the article title or the thread's
+        source post).
+        """
+        items = list(items)
+        out: list[Prediction] = []
+        for start in range(0, len(items), self.chunk_size):
+            out.extend(self._predict_chunk(items[start : start + self.chunk_size]))
+        return out
+
+    __call__ = predict
+
+    def predict_one(self, text: str, target: str = "", context: str = "") -> Prediction:
+        """Predict for a single comment."""
+        return self.predict([{"text": text, "target": target, "context": context}])[0]
+
+    def _batches(self, encoded: Sequence[EncodedInput]) -> list[list[int]]:
+        """Indices of ``encoded`` grouped into batches of similar length."""
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            too_many = len(current) >= self.batch_size
+            too_long = (
+                self.max_batch_tokens is not None
+                and current
+                and (len(current) + 1) * len(encoded[i]) > self.max_batch_tokens
+            )
+            if too_many or too_long:
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _predict_chunk(self, items: Sequence[Any]) -> list[Prediction]:
+        for item in items:
+            if not (isinstance(item, Mapping) and "text" in item) and not hasattr(item, "text"):
+                raise ValueError(f"item {item!r} has no 'text'")
+        model = self.model
+        encoded = model.input_encoder.encode(
+            [_field(i, "target") for i in items],
+            [_field(i, "context") for i in items],
+            [_field(i, "text") for i in items],
+        )
+        results: list[Prediction | None] = [None] * len(items)
+        with torch.inference_mode():
+            for indices in self._batches(encoded):
+                batch = model.input_encoder.collate([encoded[i] for i in indices])
+                output = model(**batch.to(self.device))
+                stance = torch.softmax(output.stance_logits.float(), dim=-1).cpu().tolist()
+                toxicity = torch.sigmoid(output.toxicity_logits.float()).cpu().tolist()
+                for i, s, t in zip(indices, stance, toxicity, strict=True):
+                    scores = dict(zip(model.stance_labels, s, strict=True))
+                    results[i] = {
+                        "stance": {"label": max(scores, key=scores.__getitem__), "scores": scores},
+                        "toxicity": dict(zip(model.toxicity_labels, t, strict=True)),
+                    }
+        return cast(list[Prediction], results)  # every index was filled above
