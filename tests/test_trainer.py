@@ -1,0 +1,122 @@
+"""Training: recipes, a few steps on every adapter's fixtures, determinism and resuming."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from classifier.modeling import ThreadguardModel
+from training import trainer as trainer_module
+from training.config import TrainConfig, load_config
+from training.corpora import CORPORA
+from training.trainer import train
+
+FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
+TRAINABLE = [name for name, spec in CORPORA.items() if not spec.eval_only]
+
+
+def recipe(encoder: Path, out: Path, **kw: object) -> TrainConfig:
+    data = {
+        "model": {"encoder": str(encoder), "max_length": 64},
+        "corpora": TRAINABLE,
+        "data_root": str(FIXTURES),
+        "output_dir": str(out),
+        "batch_size": 4,
+        "max_steps": 4,
+        "eval_every": 2,
+        "seed": 3,
+        **kw,
+    }
+    return TrainConfig.from_dict(data)
+
+
+def test_recipe_rejects_unknown_keys_and_bad_values(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown training config key\(s\) \['epochz'\]"):
+        TrainConfig.from_dict({"corpora": ["olid"], "epochz": 3})
+    with pytest.raises(ValueError, match="batch_size must be a positive number, got 0"):
+        TrainConfig.from_dict({"corpora": ["olid"], "batch_size": 0})
+    with pytest.raises(ValueError, match="scheduler 'cosin' is not one of"):
+        TrainConfig.from_dict({"corpora": ["olid"], "scheduler": "cosin"})
+    with pytest.raises(ValueError, match=r"unknown corpus entry 'olid' key\(s\) \['wieght'\]"):
+        TrainConfig.from_dict({"corpora": [{"name": "olid", "wieght": 2}]})
+    with pytest.raises(ValueError, match="toxicity_input 'both' is not one of"):
+        TrainConfig.from_dict({"corpora": ["olid"], "model": {"toxicity_input": "both"}})
+
+
+def test_yaml_recipe_with_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("corpora: [olid, {name: arc, weight: 0.5}]\nmodel:\n  max_length: 128\n")
+    cfg = load_config(path, ["model.max_length=64", "learning_rate=1e-4", "seed=7"])
+    assert cfg.model.max_length == 64 and cfg.learning_rate == 1e-4 and cfg.seed == 7
+    assert [(c.name, c.weight) for c in cfg.corpora] == [("olid", 1.0), ("arc", 0.5)]
+    with pytest.raises(ValueError, match="expected KEY=VALUE"):
+        load_config(path, ["seed"])
+
+
+def test_shipped_recipes_load() -> None:
+    for path in sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")):
+        if path.name != "moderation.yaml":
+            assert load_config(path).corpora, path
+
+
+def test_a_few_steps_on_every_adapter(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    result = train(recipe(tiny_encoder_dir, tmp_path / "m"))
+    assert result.steps == 4
+    assert [h["step"] for h in result.history] == [0, 2, 4]
+    evaluated = {k.split("/")[1] for h in result.history for k in h if k.count("/") == 2}
+    assert {"rumoureval2019", "fnc1", "arc", "olid", "youtube_spam", "toxic_spans"} <= evaluated
+    assert all("dev/score" in h for h in result.history)
+    model = ThreadguardModel.from_pretrained(tmp_path / "m")
+    assert model.training_config is not None and model.training_config["seed"] == 3
+    # the fixture corpora between them annotate every stance class and toxicity label
+    assert len(model.stance_labels) == 5 and "spam" in model.toxicity_labels
+
+
+def test_labels_come_from_the_training_data(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    cfg = recipe(tiny_encoder_dir, tmp_path / "m", corpora=["semeval2016_stance", "youtube_spam"])
+    train(cfg)
+    model = ThreadguardModel.from_pretrained(tmp_path / "m")
+    assert model.stance_labels == ("support", "deny", "comment")
+    assert model.toxicity_labels == ("spam",)
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return ThreadguardModel.from_pretrained(path).state_dict()
+
+
+def test_same_seed_same_model(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    corpora = ["rumoureval2019", "olid"]
+    train(recipe(tiny_encoder_dir, tmp_path / "a", corpora=corpora))
+    train(recipe(tiny_encoder_dir, tmp_path / "b", corpora=corpora))
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_interrupted_run_resumes_to_the_same_model(
+    tiny_encoder_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kw = {"corpora": ["rumoureval2019", "olid"], "max_steps": 6, "eval_every": 3}
+    # every evaluation scores better than the last, so the saved model is the final one
+    counter = itertools.count()
+    monkeypatch.setattr(
+        trainer_module, "evaluate_dev", lambda *a: {"dev/score": float(next(counter))}
+    )
+    real_save = trainer_module._save_checkpoint
+
+    def save_then_die(*args: Any, **kwargs: Any) -> None:
+        real_save(*args, **kwargs)  # the step-3 checkpoint is written, then the machine goes away
+        raise KeyboardInterrupt
+
+    train(recipe(tiny_encoder_dir, tmp_path / "whole", **kw))
+    monkeypatch.setattr(trainer_module, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe(tiny_encoder_dir, tmp_path / "cut", **kw))
+    monkeypatch.setattr(trainer_module, "_save_checkpoint", real_save)
+    result = train(recipe(tiny_encoder_dir, tmp_path / "cut", **kw))
+    assert result.steps == 6 and [h["step"] for h in result.history] == [0, 3, 6]
+    whole, cut = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
+    assert all(torch.equal(whole[k], cut[k]) for k in whole)

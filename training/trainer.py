@@ -1,0 +1,420 @@
+"""Fine-tune a :class:`~classifier.modeling.ThreadguardModel` on a mix of corpora.
+
+The loop is small on purpose: corpora come in through the adapters as
+``datasets`` in the common format, are mixed by their recipe weights, batched
+by length (little padding on a CPU), and trained with masked multi-task loss.
+Every ``eval_every`` steps the dev splits are scored; the best model so far
+(by ``early_stopping_metric``) is saved with ``save_pretrained`` and a
+checkpoint is written so that an interrupted run resumes where it stopped.
+The same seed gives the same model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
+from classifier.modeling import ThreadguardModel, apply_lora, compute_loss
+from training.config import TrainConfig
+from training.corpora import load_corpus
+from training.metrics import dev_metrics
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+LOG_FILE = "train_log.jsonl"
+
+
+@dataclass
+class CorpusData:
+    """One corpus's splits, as the trainer uses them."""
+
+    name: str
+    train: datasets.Dataset | None
+    dev: datasets.Dataset | None
+
+
+@dataclass
+class TrainResult:
+    """Where the model went and how training went."""
+
+    output_dir: Path
+    steps: int
+    best_metric: float | None
+    best_step: int | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_corpora(config: TrainConfig) -> list[CorpusData]:
+    """Load every corpus of the recipe (train and dev splits)."""
+    out = []
+    for entry in config.corpora:
+        splits = load_corpus(entry.name, config.data_root, hub_id=entry.hub_id)
+        assert isinstance(splits, datasets.DatasetDict)
+        train = splits.get("train")
+        if train is not None and entry.max_examples and len(train) > entry.max_examples:
+            train = train.shuffle(seed=config.seed).select(range(entry.max_examples))
+        dev = splits.get("dev")
+        if dev is not None and config.eval_max_examples and len(dev) > config.eval_max_examples:
+            dev = dev.shuffle(seed=config.seed).select(range(config.eval_max_examples))
+        out.append(CorpusData(entry.name, train, dev))
+    return out
+
+
+def learned_labels(train: datasets.Dataset) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The stance classes and toxicity labels the training data actually annotates."""
+    stance = {name for classes in train["stance_classes"] for name in classes}
+    toxicity = [name for name in TOXICITY_LABELS if max(train[name], default=-1.0) >= 0.0]
+    return tuple(n for n in STANCE_LABELS if n in stance), tuple(toxicity)
+
+
+def mix_training_data(corpora: Sequence[CorpusData], config: TrainConfig) -> datasets.Dataset:
+    """Concatenate the train splits, each repeated or subsampled by its recipe weight."""
+    rng = np.random.default_rng(config.seed)
+    parts = []
+    for entry, data in zip(config.corpora, corpora, strict=True):
+        if data.train is None or len(data.train) == 0:
+            logger.warning("%s has no train split; used for evaluation only", entry.name)
+            continue
+        n = len(data.train)
+        whole, frac = divmod(entry.weight, 1.0)
+        indices = np.concatenate(
+            [np.arange(n)] * int(whole) + [rng.permutation(n)[: round(frac * n)]]
+        )
+        parts.append(data.train.select(indices.tolist()))
+        logger.info("train mix: %s %d examples (weight %s)", entry.name, len(indices), entry.weight)
+    if not parts:
+        raise ValueError("no corpus of the recipe has a train split")
+    return datasets.concatenate_datasets(parts)
+
+
+def class_weights(
+    train: datasets.Dataset, model: ThreadguardModel, how: str
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Stance class weights and toxicity positive weights from label frequencies.
+
+    ``balanced`` is n / (k * count); ``sqrt`` its square root (milder); both are
+    normalised to mean 1 over the classes present and capped at 10.
+    """
+    if how == "none":
+        return None, None
+    power = 1.0 if how == "balanced" else 0.5
+    counts = Counter(STANCE_LABELS[i] for i in train["stance"] if i >= 0)
+    stance_w = None
+    if counts:
+        total = sum(counts.values())
+        raw = [
+            (total / (len(counts) * counts[n])) ** power if counts[n] else 0.0
+            for n in model.stance_labels
+        ]
+        present = [w for w in raw if w > 0]
+        mean = sum(present) / len(present)
+        stance_w = torch.tensor([min(w / mean, 10.0) if w else 1.0 for w in raw])
+    pos = []
+    for name in model.toxicity_labels:
+        values = np.asarray(train[name], dtype=np.float32)
+        known = values[values >= 0]
+        p = float(known.mean()) if len(known) else 0.0
+        pos.append(min(((1 - p) / p) ** power, 10.0) if 0 < p < 1 else 1.0)
+    return stance_w, torch.tensor(pos)
+
+
+def batch_order(
+    lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group: bool
+) -> list[list[int]]:
+    """Seeded batches for one epoch; with ``group``, examples of similar length share a batch."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    if group:
+        chunk = batch_size * 50
+        order = np.concatenate(
+            [
+                order[i : i + chunk][np.argsort(lengths[order[i : i + chunk]], kind="stable")]
+                for i in range(0, len(order), chunk)
+            ]
+        )
+    batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _rows(dataset: datasets.Dataset, indices: Sequence[int]) -> list[dict[str, Any]]:
+    columns = dataset[list(indices)]
+    return [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
+
+
+def _device(config: TrainConfig) -> torch.device:
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA device")
+    return torch.device(config.device)
+
+
+@torch.inference_mode()
+def predict_dataset(
+    model: ThreadguardModel, dataset: datasets.Dataset, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stance probabilities [N, S] and toxicity probabilities [N, T] for a common-format split."""
+    was_training = model.training
+    model.eval()
+    lengths = np.asarray(
+        [len(t) + len(g) for t, g in zip(dataset["text"], dataset["target"], strict=True)]
+    )
+    order = np.argsort(lengths, kind="stable")
+    stance = np.zeros((len(dataset), len(model.stance_labels)), dtype=np.float32)
+    toxicity = np.zeros((len(dataset), len(model.toxicity_labels)), dtype=np.float32)
+    for i in range(0, len(order), batch_size):
+        idx = order[i : i + batch_size].tolist()
+        batch = model.collate(_rows(dataset, idx)).to(model.device)
+        for key in ("stance", "stance_class_mask", "toxicity"):
+            batch.pop(key, None)
+        out = model(**batch)
+        stance[idx] = torch.softmax(out.stance_logits.float(), -1).cpu().numpy()
+        toxicity[idx] = torch.sigmoid(out.toxicity_logits.float()).cpu().numpy()
+    model.train(was_training)
+    return stance, toxicity
+
+
+def evaluate_dev(
+    model: ThreadguardModel, corpora: Sequence[CorpusData], batch_size: int
+) -> dict[str, float]:
+    """Dev metrics per corpus and ``dev/score``, their mean primary metric."""
+    metrics: dict[str, float] = {}
+    primaries = []
+    for data in corpora:
+        if data.dev is None or len(data.dev) == 0:
+            continue
+        stance, toxicity = predict_dataset(model, data.dev, batch_size)
+        found = dev_metrics(data.dev, stance, toxicity, model.stance_labels, model.toxicity_labels)
+        for key, value in found.items():
+            metrics[f"dev/{data.name}/{key}"] = value
+        if "primary" in found:
+            primaries.append(found["primary"])
+    if primaries:
+        metrics["dev/score"] = float(np.mean(primaries))
+    return metrics
+
+
+def _save_checkpoint(
+    path: Path,
+    model: ThreadguardModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    state: Mapping[str, Any],
+) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / "state.pt.tmp"
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            **state,
+        },
+        tmp,
+    )
+    tmp.replace(path / "state.pt")  # atomic: a run killed mid-save keeps the last checkpoint
+
+
+def train(
+    config: TrainConfig, output_dir: str | Path | None = None, resume: bool = True
+) -> TrainResult:
+    """Train a model from ``config`` into ``output_dir`` (default: ``config.output_dir``).
+
+    The best model by ``config.early_stopping_metric`` on the dev splits is
+    saved there with ``save_pretrained`` (the final one when no dev split
+    exists). With ``resume``, a checkpoint left there by an interrupted run is
+    picked up.
+    """
+    out = Path(output_dir or config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    set_seed(config.seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = _device(config)
+
+    corpora = load_corpora(config)
+    train_data = mix_training_data(corpora, config)
+    stance_labels, toxicity_labels = learned_labels(train_data)
+    stance_labels = tuple(n for n in config.model.stance_labels if n in stance_labels)
+    toxicity_labels = tuple(n for n in config.model.toxicity_labels if n in toxicity_labels)
+    if len(stance_labels) < 2:
+        stance_labels = config.model.stance_labels  # no stance data: head stays untrained
+        logger.warning("the recipe has no stance corpus; the stance head is not trained")
+    model_config = replace(
+        config.model, stance_labels=stance_labels, toxicity_labels=toxicity_labels
+    )
+    logger.info("labels learned: stance %s, toxicity %s", stance_labels, toxicity_labels)
+
+    model = ThreadguardModel.from_encoder(model_config)
+    if model_config.lora is not None:
+        apply_lora(model)
+    model.training_config = config.to_dict()
+    model.to(device).train()
+    stance_w, tox_pos = class_weights(train_data, model, config.class_weighting)
+
+    head_params = [*model.stance_head.parameters(), *model.toxicity_head.parameters()]
+    head_ids = {id(p) for p in head_params}
+    encoder_params = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": encoder_params, "lr": config.learning_rate},
+            {"params": head_params, "lr": config.head_learning_rate or config.learning_rate},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    per_step = config.batch_size * config.grad_accumulation
+    steps_per_epoch = math.ceil(len(train_data) / per_step)
+    total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
+    scheduler = get_scheduler(
+        config.scheduler if config.scheduler != "constant" else "constant_with_warmup",
+        optimizer,
+        num_warmup_steps=int(config.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
+
+    step, bad_evals = 0, 0
+    best: float | None = None
+    best_step: int | None = None
+    history: list[dict[str, Any]] = []
+    ckpt = out / CHECKPOINT_DIR / "state.pt"
+    if resume and ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        step, best, best_step, bad_evals = (
+            state["step"], state["best"], state["best_step"], state["bad_evals"]
+        )  # fmt: skip
+        history = state["history"]
+        logger.info("resumed from %s at step %d", ckpt, step)
+
+    lengths = np.asarray(
+        [len(t) + len(g) for t, g in zip(train_data["text"], train_data["target"], strict=True)]
+    )
+    stance_w = stance_w.to(device) if stance_w is not None else None
+    tox_pos = tox_pos.to(device) if tox_pos is not None else None
+
+    def micro_batches() -> Iterator[list[int]]:
+        epoch = 0
+        while True:
+            yield from batch_order(
+                lengths, config.batch_size, config.seed, epoch, config.length_grouping
+            )
+            epoch += 1
+
+    feed = micro_batches()
+    for _ in range(step * config.grad_accumulation):  # skip what a resumed run already saw
+        next(feed)
+
+    if step == 0 and config.eval_at_start:
+        # the untrained model's dev figures: the baseline every later evaluation is read against
+        record = {"step": 0, **evaluate_dev(model, corpora, config.eval_batch_size)}
+        history.append(record)
+        with (out / LOG_FILE).open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        logger.info("step 0 (untrained): dev/score %s", record.get("dev/score"))
+
+    progress = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
+    log = (out / LOG_FILE).open("a", encoding="utf-8")
+    seen, started = 0, time.perf_counter()
+    stop = False
+    try:
+        while step < total_steps and not stop:
+            optimizer.zero_grad(set_to_none=True)
+            parts: dict[str, float] = {"loss": 0.0, "stance": 0.0, "toxicity": 0.0}
+            for _ in range(config.grad_accumulation):
+                rows = _rows(train_data, next(feed))
+                batch = model.collate(rows).to(device)
+                labels = {k: batch.pop(k) for k in ("stance", "stance_class_mask", "toxicity")}
+                output = model(**batch)
+                loss, loss_parts = compute_loss(
+                    output,
+                    labels["stance"],
+                    labels["stance_class_mask"],
+                    labels["toxicity"],
+                    stance_class_weights=stance_w,
+                    toxicity_pos_weight=tox_pos,
+                    stance_weight=config.stance_weight,
+                    toxicity_weight=config.toxicity_weight,
+                )
+                (loss / config.grad_accumulation).backward()
+                for key, part in loss_parts.items():
+                    parts[key] += part.item() / config.grad_accumulation
+                parts["loss"] += loss.item() / config.grad_accumulation
+                seen += len(rows)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            rate = seen / max(time.perf_counter() - started, 1e-9)
+            progress.update(1)
+            progress.set_postfix(loss=f"{parts['loss']:.3f}", ex_s=f"{rate:.0f}")
+
+            if step % config.eval_every == 0 or step == total_steps:
+                metrics = evaluate_dev(model, corpora, config.eval_batch_size)
+                record = {"step": step, "loss": parts["loss"], "examples_per_s": rate, **metrics}
+                history.append(record)
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                value = metrics.get(config.early_stopping_metric)
+                if value is None and metrics:
+                    raise ValueError(
+                        f"early_stopping_metric {config.early_stopping_metric!r} is not among "
+                        f"the dev metrics {sorted(metrics)}"
+                    )
+                if value is None or best is None or value > best:
+                    best, best_step, bad_evals = value, step, 0
+                    model.save_pretrained(out, mode=config.save_mode)
+                    logger.info(
+                        "step %d: %s %.4f, saved", step, config.early_stopping_metric, value or 0
+                    )
+                else:
+                    bad_evals += 1
+                    patience = config.early_stopping_patience
+                    stop = patience is not None and bad_evals >= patience
+                _save_checkpoint(
+                    out / CHECKPOINT_DIR,
+                    model,
+                    optimizer,
+                    scheduler,
+                    {
+                        "step": step,
+                        "best": best,
+                        "best_step": best_step,
+                        "bad_evals": bad_evals,
+                        "history": history,
+                    },
+                )
+    finally:
+        progress.close()
+        log.close()
+    if stop:
+        logger.info("early stop at step %d: best %s at step %s", step, best, best_step)
+    return TrainResult(out, step, best, best_step, history)
