@@ -1,0 +1,51 @@
+"""``threadguard train``: fine-tune a model from a recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from classifier.cli._app import app
+
+
+@app.command()
+def train(
+    config: Annotated[
+        Path, typer.Argument(help="Training recipe (YAML), e.g. configs/default.yaml.")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Model folder (default: the recipe's output_dir)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a recipe value: KEY=VALUE, dotted keys for sections (repeatable).",
+        ),
+    ] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option("--fresh", help="Ignore a checkpoint left in the output folder; start over."),
+    ] = False,
+) -> None:
+    """Fine-tune a model from a recipe (needs the `train` extra). Resumes an interrupted run."""
+    try:
+        from training.config import load_config
+        from training.trainer import train as run_training
+    except ImportError as exc:
+        raise typer.BadParameter(
+            f"training needs the train extra ({exc.name} is missing): pip install 'threadguard[train]'"
+        ) from None
+    try:
+        recipe = load_config(config, set_ or [])
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="CONFIG") from None
+    result = run_training(recipe, output, resume=not fresh)
+    typer.echo(
+        f"trained {result.steps} steps; best {recipe.early_stopping_metric} = {result.best_metric} "
+        f"at step {result.best_step}; model in {result.output_dir}",
+        err=True,
+    )
