@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import Any, TypedDict
 
+import numpy as np
 import torch
 
 from classifier.modeling import EncodedInput, ThreadguardModel
@@ -103,11 +104,37 @@ class Predictor:
         for no target) and ``context`` (e.g. the article title or the thread's
         source post).
         """
-        items = list(items)
+        stance, toxicity = self.predict_arrays(items)
+        model = self.model
         out: list[Prediction] = []
-        for start in range(0, len(items), self.chunk_size):
-            out.extend(self._predict_chunk(items[start : start + self.chunk_size]))
+        for s, t in zip(stance.tolist(), toxicity.tolist(), strict=True):
+            scores = dict(zip(model.stance_labels, s, strict=True))
+            out.append(
+                {
+                    "stance": {"label": max(scores, key=scores.__getitem__), "scores": scores},
+                    "toxicity": dict(zip(model.toxicity_labels, t, strict=True)),
+                }
+            )
         return out
+
+    def predict_arrays(
+        self, items: Iterable[Mapping[str, Any] | Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stance probabilities [N, S] and toxicity probabilities [N, T], in input order.
+
+        Columns follow ``model.stance_labels`` / ``model.toxicity_labels``; this
+        is the one scoring path that :meth:`predict`, evaluation and training's
+        dev checks all go through.
+        """
+        items = list(items)
+        stance = np.zeros((len(items), len(self.model.stance_labels)), dtype=np.float32)
+        toxicity = np.zeros((len(items), len(self.model.toxicity_labels)), dtype=np.float32)
+        for start in range(0, len(items), self.chunk_size):
+            chunk = items[start : start + self.chunk_size]
+            stance[start : start + len(chunk)], toxicity[start : start + len(chunk)] = (
+                self._predict_chunk(chunk)
+            )
+        return stance, toxicity
 
     __call__ = predict
 
@@ -135,7 +162,7 @@ class Predictor:
             batches.append(current)
         return batches
 
-    def _predict_chunk(self, items: Sequence[Any]) -> list[Prediction]:
+    def _predict_chunk(self, items: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
         for item in items:
             if not (isinstance(item, Mapping) and "text" in item) and not hasattr(item, "text"):
                 raise ValueError(f"item {item!r} has no 'text'")
@@ -145,17 +172,12 @@ class Predictor:
             [_field(i, "context") for i in items],
             [_field(i, "text") for i in items],
         )
-        results: list[Prediction | None] = [None] * len(items)
+        stance = np.zeros((len(items), len(model.stance_labels)), dtype=np.float32)
+        toxicity = np.zeros((len(items), len(model.toxicity_labels)), dtype=np.float32)
         with torch.inference_mode():
             for indices in self._batches(encoded):
                 batch = model.input_encoder.collate([encoded[i] for i in indices])
                 output = model(**batch.to(self.device))
-                stance = torch.softmax(output.stance_logits.float(), dim=-1).cpu().tolist()
-                toxicity = torch.sigmoid(output.toxicity_logits.float()).cpu().tolist()
-                for i, s, t in zip(indices, stance, toxicity, strict=True):
-                    scores = dict(zip(model.stance_labels, s, strict=True))
-                    results[i] = {
-                        "stance": {"label": max(scores, key=scores.__getitem__), "scores": scores},
-                        "toxicity": dict(zip(model.toxicity_labels, t, strict=True)),
-                    }
-        return cast(list[Prediction], results)  # every index was filled above
+                stance[indices] = torch.softmax(output.stance_logits.float(), dim=-1).cpu().numpy()
+                toxicity[indices] = torch.sigmoid(output.toxicity_logits.float()).cpu().numpy()
+        return stance, toxicity

@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from classifier.inference import Predictor
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
 from classifier.modeling import ThreadguardModel, apply_lora, compute_loss
 from training.config import TrainConfig
@@ -174,29 +175,20 @@ def _device(config: TrainConfig) -> torch.device:
     return torch.device(config.device)
 
 
-@torch.inference_mode()
 def predict_dataset(
     model: ThreadguardModel, dataset: datasets.Dataset, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stance probabilities [N, S] and toxicity probabilities [N, T] for a common-format split."""
+    """Stance [N, S] and toxicity [N, T] probabilities for a common-format split.
+
+    Goes through :class:`~classifier.inference.Predictor`, the path ``threadguard
+    score`` uses, and leaves the model in the mode it found it in.
+    """
     was_training = model.training
-    model.eval()
-    lengths = np.asarray(
-        [len(t) + len(g) for t, g in zip(dataset["text"], dataset["target"], strict=True)]
-    )
-    order = np.argsort(lengths, kind="stable")
-    stance = np.zeros((len(dataset), len(model.stance_labels)), dtype=np.float32)
-    toxicity = np.zeros((len(dataset), len(model.toxicity_labels)), dtype=np.float32)
-    for i in range(0, len(order), batch_size):
-        idx = order[i : i + batch_size].tolist()
-        batch = model.collate(_rows(dataset, idx)).to(model.device)
-        for key in ("stance", "stance_class_mask", "toxicity"):
-            batch.pop(key, None)
-        out = model(**batch)
-        stance[idx] = torch.softmax(out.stance_logits.float(), -1).cpu().numpy()
-        toxicity[idx] = torch.sigmoid(out.toxicity_logits.float()).cpu().numpy()
-    model.train(was_training)
-    return stance, toxicity
+    rows = dataset.select_columns(["target", "context", "text"])
+    try:
+        return Predictor(model, batch_size=batch_size, device=model.device).predict_arrays(rows)
+    finally:
+        model.train(was_training)
 
 
 def evaluate_dev(
