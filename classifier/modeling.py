@@ -961,6 +961,7 @@ def compute_loss(
     toxicity_pos_weight: torch.Tensor | None = None,
     stance_weight: float = 1.0,
     toxicity_weight: float = 1.0,
+    stance_example_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Multi-task loss with masking: unknown labels contribute exactly zero gradient.
 
@@ -968,7 +969,8 @@ def compute_loss(
     (``stance_class_mask``; other logits are pushed to the dtype's minimum so a
     corpus never teaches a class it lacks), averaged over examples with
     ``stance >= 0`` (weighted like ``F.cross_entropy`` when class weights are
-    given); 0 when no example has a stance. Toxicity: binary cross-entropy with
+    given, and by ``stance_example_weights`` [B] when those are given, e.g. to
+    balance classes within each corpus); 0 when no example has a stance. Toxicity: binary cross-entropy with
     logits against targets in [0, 1] (soft labels allowed), averaged over the
     known (``>= 0``) entries; 0 when none is known.
 
@@ -992,10 +994,14 @@ def compute_loss(
     per_example = F.cross_entropy(
         stance_logits, stance, weight=weights, ignore_index=-1, reduction="none"
     )
+    counted = labelled.to(per_example.dtype)
     if weights is not None:
-        denominator = (weights[stance.clamp_min(0)] * labelled).sum()
-    else:
-        denominator = labelled.sum().to(per_example.dtype)
+        counted = counted * weights[stance.clamp_min(0)]
+    if stance_example_weights is not None:
+        example_weights = stance_example_weights.to(per_example)
+        per_example = per_example * example_weights
+        counted = counted * example_weights
+    denominator = counted.sum()
     # Same as F.cross_entropy's weighted mean, but 0 instead of NaN without labels.
     stance_loss = per_example.sum() / denominator.clamp_min(1e-12)
 

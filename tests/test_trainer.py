@@ -120,3 +120,26 @@ def test_interrupted_run_resumes_to_the_same_model(
     assert result.steps == 6 and [h["step"] for h in result.history] == [0, 3, 6]
     whole, cut = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
     assert all(torch.equal(whole[k], cut[k]) for k in whole)
+
+
+def test_corpus_balanced_weights_balance_classes_within_each_corpus(tiny_model: Any) -> None:
+    from training.data import make_example, to_dataset
+    from training.trainer import class_weights
+
+    rows = [
+        make_example(id=f"r{i}", source="rumour", split="train", text="t", stance=s,
+                     stance_classes=("support", "deny", "query", "comment"))
+        for i, s in enumerate(["comment"] * 6 + ["deny"] * 2)
+    ] + [
+        make_example(id=f"f{i}", source="fnc", split="train", text="t", stance=s,
+                     stance_classes=("support", "deny", "comment", "unrelated"))
+        for i, s in enumerate(["unrelated"] * 3 + ["support"])
+    ] + [make_example(id="o", source="olid", split="train", text="t", toxicity={"toxicity": 1.0})]  # fmt: skip
+    _, _, w = class_weights(to_dataset(rows), tiny_model, "corpus_balanced")
+    assert w is not None
+    rumour_comment, rumour_deny, fnc_unrel, fnc_support, olid = w[0], w[6], w[8], w[11], w[12]
+    # within a corpus each class carries the same total weight
+    assert 6 * rumour_comment == pytest.approx(2 * rumour_deny)
+    assert 3 * fnc_unrel == pytest.approx(fnc_support)
+    assert olid == 0.0  # no stance label: no stance weight
+    assert w[:12].mean() == pytest.approx(1.0)

@@ -17,7 +17,7 @@ import yaml
 from classifier.modeling import ModelConfig
 
 Scheduler = Literal["linear", "cosine", "constant"]
-ClassWeighting = Literal["none", "balanced", "sqrt"]
+ClassWeighting = Literal["none", "balanced", "sqrt", "corpus_balanced", "corpus_sqrt"]
 Device = Literal["auto", "cpu", "cuda"]
 
 

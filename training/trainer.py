@@ -112,33 +112,50 @@ def mix_training_data(corpora: Sequence[CorpusData], config: TrainConfig) -> dat
 
 def class_weights(
     train: datasets.Dataset, model: ThreadguardModel, how: str
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Stance class weights and toxicity positive weights from label frequencies.
+) -> tuple[torch.Tensor | None, torch.Tensor | None, np.ndarray | None]:
+    """Loss weights from label frequencies: (stance class weights, toxicity positive
+    weights, per-example stance weights).
 
-    ``balanced`` is n / (k * count); ``sqrt`` its square root (milder); both are
-    normalised to mean 1 over the classes present and capped at 10.
+    ``balanced`` weighs a class by n / (k * count), ``sqrt`` by the square root
+    of that (milder); both over the whole mix. ``corpus_balanced`` and
+    ``corpus_sqrt`` do the same within each corpus, per example, so that a rare
+    class of a small corpus (RumourEval's ``deny``) is not drowned by another
+    corpus's frequent one. Weights are normalised to mean 1 and capped at 10.
     """
     if how == "none":
-        return None, None
-    power = 1.0 if how == "balanced" else 0.5
-    counts = Counter(STANCE_LABELS[i] for i in train["stance"] if i >= 0)
-    stance_w = None
-    if counts:
-        total = sum(counts.values())
-        raw = [
-            (total / (len(counts) * counts[n])) ** power if counts[n] else 0.0
-            for n in model.stance_labels
-        ]
-        present = [w for w in raw if w > 0]
-        mean = sum(present) / len(present)
-        stance_w = torch.tensor([min(w / mean, 10.0) if w else 1.0 for w in raw])
+        return None, None, None
+    power = 1.0 if how.endswith("balanced") else 0.5
+    stance = np.asarray(train["stance"])
+    stance_w = example_w = None
+    if how.startswith("corpus"):
+        sources = np.asarray(train["source"])
+        example_w = np.zeros(len(stance), dtype=np.float32)
+        for source in np.unique(sources[stance >= 0]):
+            rows = (sources == source) & (stance >= 0)
+            classes, counts = np.unique(stance[rows], return_counts=True)
+            per_class = (counts.sum() / (len(classes) * counts)) ** power
+            example_w[rows] = per_class[np.searchsorted(classes, stance[rows])]
+        labelled = stance >= 0
+        if labelled.any():
+            example_w[labelled] = np.minimum(example_w[labelled] / example_w[labelled].mean(), 10.0)
+    else:
+        counts = Counter(STANCE_LABELS[i] for i in stance if i >= 0)
+        if counts:
+            total = sum(counts.values())
+            raw = [
+                (total / (len(counts) * counts[n])) ** power if counts[n] else 0.0
+                for n in model.stance_labels
+            ]
+            present = [w for w in raw if w > 0]
+            mean = sum(present) / len(present)
+            stance_w = torch.tensor([min(w / mean, 10.0) if w else 1.0 for w in raw])
     pos = []
     for name in model.toxicity_labels:
         values = np.asarray(train[name], dtype=np.float32)
         known = values[values >= 0]
         p = float(known.mean()) if len(known) else 0.0
         pos.append(min(((1 - p) / p) ** power, 10.0) if 0 < p < 1 else 1.0)
-    return stance_w, torch.tensor(pos)
+    return stance_w, torch.tensor(pos), example_w
 
 
 def batch_order(
@@ -268,7 +285,7 @@ def train(
         apply_lora(model)
     model.training_config = config.to_dict()
     model.to(device).train()
-    stance_w, tox_pos = class_weights(train_data, model, config.class_weighting)
+    stance_w, tox_pos, example_w = class_weights(train_data, model, config.class_weighting)
 
     head_params = [*model.stance_head.parameters(), *model.toxicity_head.parameters()]
     head_ids = {id(p) for p in head_params}
@@ -342,7 +359,8 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             parts: dict[str, float] = {"loss": 0.0, "stance": 0.0, "toxicity": 0.0}
             for _ in range(config.grad_accumulation):
-                rows = _rows(train_data, next(feed))
+                indices = next(feed)
+                rows = _rows(train_data, indices)
                 batch = model.collate(rows).to(device)
                 labels = {k: batch.pop(k) for k in ("stance", "stance_class_mask", "toxicity")}
                 output = model(**batch)
@@ -355,6 +373,11 @@ def train(
                     toxicity_pos_weight=tox_pos,
                     stance_weight=config.stance_weight,
                     toxicity_weight=config.toxicity_weight,
+                    stance_example_weights=(
+                        torch.from_numpy(example_w[indices]).to(device)
+                        if example_w is not None
+                        else None
+                    ),
                 )
                 (loss / config.grad_accumulation).backward()
                 for key, part in loss_parts.items():
