@@ -14,6 +14,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 import torch
+import transformers
 
 from classifier.modeling import EncodedInput, ThreadguardModel
 
@@ -52,6 +53,7 @@ def load_model(path: str | Path | None) -> ThreadguardModel:
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"no threadguard model directory at {path}")
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar per load
     return ThreadguardModel.from_pretrained(path)
 
 

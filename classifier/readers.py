@@ -227,18 +227,25 @@ def finish_thread(
 
     ``candidates`` are (location, comment) pairs in source order. A comment is
     an error if it is unreadable, repeats an id, replies to itself or to an
-    id the thread does not have, or sits in a reply cycle."""
+    id the thread does not have, or sits in a reply cycle.
+
+    A reply to a comment that was itself an error is kept: its parent exists
+    in the input, only its text could not be used (the reply is then read
+    against the article).
+    """
     good: list[tuple[str, Comment]] = []
-    ids: set[str] = set()
+    ids: set[str] = set()  # every id the input has, usable or not
+    kept: set[str] = set()
     for location, comment in candidates:
         try:
-            check_comment(comment, max_chars)
-            if comment.id in ids:
+            if comment.id in kept:
                 raise RecordError(f"duplicate comment id {comment.id!r} in thread", comment.id)
+            ids.add(comment.id)
+            check_comment(comment, max_chars)
         except RecordError as exc:
             yield ErrorRecord(thread.source, location, str(exc), exc.record_id, thread.id)
             continue
-        ids.add(comment.id)
+        kept.add(comment.id)
         good.append((location, comment))
     parents = {c.id: c.parent_id for _, c in good}
     for location, comment in good:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
@@ -70,69 +70,94 @@ def flat_rows(thread: Thread) -> Iterator[dict[str, str | None]]:
         }
 
 
-class ThreadWriter(Protocol):
-    def write(self, thread: Thread) -> None: ...
+class RowWriter(Protocol):
+    def write(self, row: dict[str, Any]) -> None: ...
 
 
-class JsonlWriter:
-    """One thread a line."""
+class JsonlRowWriter:
+    """Any JSON-able rows, one a line."""
 
     def __init__(self, fh: IO[str]) -> None:
         self.fh = fh
 
-    def write(self, thread: Thread) -> None:
-        self.fh.write(json.dumps(thread.to_dict(), ensure_ascii=False) + "\n")
+    def write(self, row: dict[str, Any]) -> None:
+        self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-class CsvWriter:
-    """Flat form, CSV with a header."""
+class CsvRowWriter:
+    """Flat rows (scalar values) under a header: ``columns``, or the first row's keys."""
 
-    def __init__(self, fh: IO[str]) -> None:
-        self.writer = csv.DictWriter(fh, fieldnames=FLAT_COLUMNS)
+    def __init__(self, fh: IO[str], columns: Sequence[str] | None = None) -> None:
+        self.fh = fh
+        self.writer: csv.DictWriter[str] | None = None
+        if columns is not None:
+            self._start(columns)
+
+    def _start(self, columns: Sequence[str]) -> None:
+        self.writer = csv.DictWriter(self.fh, fieldnames=list(columns))
         self.writer.writeheader()
 
-    def write(self, thread: Thread) -> None:
-        self.writer.writerows(flat_rows(thread))
+    def write(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            self._start(list(row))
+        assert self.writer is not None
+        self.writer.writerow(row)
 
 
-class ParquetWriter:
-    """Flat form, Parquet, all columns strings; rows are buffered into row groups."""
+class ParquetRowWriter:
+    """Flat rows buffered into row groups; ``columns`` makes every column a string,
+    otherwise the first row group fixes the schema."""
 
-    def __init__(self, path: Path, row_group_size: int = 10_000) -> None:
+    def __init__(
+        self, path: Path, columns: Sequence[str] | None = None, row_group_size: int = 10_000
+    ) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        self.pa = pa
-        self.schema = pa.schema([(name, pa.string()) for name in FLAT_COLUMNS])
-        self.writer = pq.ParquetWriter(str(path), self.schema)
+        self.pa, self.pq = pa, pq
+        self.path = path
+        self.schema = pa.schema([(c, pa.string()) for c in columns]) if columns else None
+        self.writer: Any = None
         self.rows: list[dict[str, Any]] = []
         self.row_group_size = row_group_size
 
-    def write(self, thread: Thread) -> None:
-        self.rows.extend(flat_rows(thread))
+    def write(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
         if len(self.rows) >= self.row_group_size:
             self.flush()
 
     def flush(self) -> None:
-        if self.rows:
-            self.writer.write_table(self.pa.Table.from_pylist(self.rows, schema=self.schema))
-            self.rows = []
+        if not self.rows and (self.writer is not None or self.schema is None):
+            return
+        table = self.pa.Table.from_pylist(self.rows, schema=self.schema)
+        if self.writer is None:
+            self.schema = table.schema
+            self.writer = self.pq.ParquetWriter(str(self.path), self.schema)
+        self.writer.write_table(table)
+        self.rows = []
 
     def close(self) -> None:
         self.flush()
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 @contextmanager
-def open_writer(output: str | Path | None, fmt: OutputFormat) -> Iterator[ThreadWriter]:
-    """A thread writer for ``output`` (``None`` or ``-``: standard output)."""
+def open_row_writer(
+    output: str | Path | None, fmt: OutputFormat, columns: Sequence[str] | None = None
+) -> Iterator[RowWriter]:
+    """A writer of rows for ``output`` (``None`` or ``-``: standard output).
+
+    JSONL takes nested rows; CSV and Parquet take flat ones, under ``columns``
+    when given.
+    """
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose from {OUTPUT_FORMATS}")
     to_stdout = output is None or str(output) == "-"
     if fmt == "parquet":
         if to_stdout:
             raise ValueError("Parquet output needs a file: give --output FILE")
-        pw = ParquetWriter(Path(str(output)))
+        pw = ParquetRowWriter(Path(str(output)), columns)
         try:
             yield pw
         finally:
@@ -145,4 +170,27 @@ def open_writer(output: str | Path | None, fmt: OutputFormat) -> Iterator[Thread
         else:
             newline = "" if fmt == "csv" else None
             fh = stack.enter_context(Path(str(output)).open("w", encoding="utf-8", newline=newline))
-        yield JsonlWriter(fh) if fmt == "jsonl" else CsvWriter(fh)
+        yield JsonlRowWriter(fh) if fmt == "jsonl" else CsvRowWriter(fh, columns)
+
+
+class ThreadWriter:
+    """Writes threads: one JSONL line each, or their flat rows (CSV, Parquet)."""
+
+    def __init__(self, rows: RowWriter, flat: bool) -> None:
+        self.rows = rows
+        self.flat = flat
+
+    def write(self, thread: Thread) -> None:
+        if self.flat:
+            for row in flat_rows(thread):
+                self.rows.write(row)
+        else:
+            self.rows.write(thread.to_dict())
+
+
+@contextmanager
+def open_writer(output: str | Path | None, fmt: OutputFormat) -> Iterator[ThreadWriter]:
+    """A thread writer for ``output`` (``None`` or ``-``: standard output)."""
+    flat = fmt != "jsonl"
+    with open_row_writer(output, fmt, FLAT_COLUMNS if flat else None) as rows:
+        yield ThreadWriter(rows, flat)

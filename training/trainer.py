@@ -86,7 +86,12 @@ def load_corpora(config: TrainConfig) -> list[CorpusData]:
 def learned_labels(train: datasets.Dataset) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The stance classes and toxicity labels the training data actually annotates."""
     stance = {name for classes in train["stance_classes"] for name in classes}
-    toxicity = [name for name in TOXICITY_LABELS if max(train[name], default=-1.0) >= 0.0]
+    toxicity = []
+    for name in TOXICITY_LABELS:
+        values = np.asarray(train[name], dtype=np.float32)
+        # learned only with both kinds of example: all-negative data teaches nothing to score
+        if (values >= 0.5).any() and ((values >= 0) & (values < 0.5)).any():
+            toxicity.append(name)
     return tuple(n for n in STANCE_LABELS if n in stance), tuple(toxicity)
 
 
@@ -139,11 +144,11 @@ def class_weights(
         if labelled.any():
             example_w[labelled] = np.minimum(example_w[labelled] / example_w[labelled].mean(), 10.0)
     else:
-        counts = Counter(STANCE_LABELS[i] for i in stance if i >= 0)
-        if counts:
-            total = sum(counts.values())
+        class_counts = Counter(STANCE_LABELS[i] for i in stance if i >= 0)
+        if class_counts:
+            total = sum(class_counts.values())
             raw = [
-                (total / (len(counts) * counts[n])) ** power if counts[n] else 0.0
+                (total / (len(class_counts) * class_counts[n])) ** power if class_counts[n] else 0.0
                 for n in model.stance_labels
             ]
             present = [w for w in raw if w > 0]

@@ -1,0 +1,271 @@
+"""Score comment threads in a stream: the work behind ``threadguard score``.
+
+Threads come from :mod:`classifier.readers` one at a time; their comments are
+gathered into chunks of a few hundred, scored by the one batched
+:class:`~classifier.inference.Predictor` (which sorts each chunk by length),
+and written out as one row per comment. Memory stays constant however large
+the input: at most one chunk of comments (and the thread being read) is held.
+
+A row carries the comment's ids, author and text, its ``stance`` toward its
+target (``label``, ``scores`` for every stance class the model has, and
+``target``: ``"article"`` or ``"parent"``), its ``toxicity`` scores by label
+name, and the model's name and version; with a moderation policy, also the
+``decision`` and its ``reasons``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from tqdm.auto import tqdm
+
+from classifier.inference import Predictor, load_model
+from classifier.ingest import ParseSummary, iter_inputs, write_error
+from classifier.modeling import ThreadguardModel
+from classifier.policy import Policy
+from classifier.readers import ParsedItem, ReadOptions
+from classifier.schema import Comment, ErrorRecord, Thread
+from classifier.targets import CommentItem, stance_target, thread_items
+from classifier.writers import OutputFormat, open_row_writer
+
+logger = logging.getLogger(__name__)
+
+#: Comments scored together; the predictor batches within it by length.
+CHUNK_COMMENTS = 512
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The model as output rows name it."""
+
+    name: str
+    version: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+
+def score_items(
+    items: Iterable[ParsedItem],
+    predictor: Predictor,
+    model: ModelInfo,
+    policy: Policy | None = None,
+    chunk_size: int = CHUNK_COMMENTS,
+) -> Iterator[dict[str, Any] | ErrorRecord]:
+    """One output row per comment of every thread in ``items``; error records pass through.
+
+    Rows come out in input order. ``policy`` adds ``decision`` and ``reasons``
+    to each row (the same :meth:`Policy.decide` the moderation service uses).
+    """
+    pending: list[tuple[Thread, Comment, CommentItem, str]] = []
+
+    def flush() -> Iterator[dict[str, Any]]:
+        predictions = predictor.predict([p[2] for p in pending])
+        for (thread, comment, _, target), prediction in zip(pending, predictions, strict=True):
+            row: dict[str, Any] = {
+                "thread_id": thread.id,
+                "comment_id": comment.id,
+                "parent_id": comment.parent_id,
+                "author": comment.author,
+                "text": comment.text,
+                "stance": {**prediction["stance"], "target": target},
+                "toxicity": prediction["toxicity"],
+                "model": model.to_dict(),
+            }
+            if policy is not None:
+                decision = policy.decide(prediction)
+                row["decision"] = decision.decision
+                row["reasons"] = [r.to_dict() for r in decision.reasons]
+            yield row
+        pending.clear()
+
+    for item in items:
+        if isinstance(item, ErrorRecord):
+            # rows already waiting go out first, so output order follows input order
+            yield from flush()
+            yield item
+            continue
+        parents = {c.id: c.text for c in item.comments}
+        for comment, model_input in zip(item.comments, thread_items(item), strict=True):
+            parent_text = parents.get(comment.parent_id) if comment.parent_id else None
+            pending.append((item, comment, model_input, stance_target(model_input, parent_text)))
+            if len(pending) >= chunk_size:
+                yield from flush()
+    yield from flush()
+
+
+def flat_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with its nested fields spread into columns (for CSV, Parquet and tables).
+
+    ``stance`` becomes ``stance``, ``stance_target`` and ``stance_<class>``;
+    toxicity becomes one column per label; reasons become ``label>=threshold``
+    strings joined by ``;``.
+    """
+    out = {k: row[k] for k in ("thread_id", "comment_id", "parent_id", "author", "text")}
+    out["stance"] = row["stance"]["label"]
+    out["stance_target"] = row["stance"]["target"]
+    out.update({f"stance_{k}": v for k, v in row["stance"]["scores"].items()})
+    out.update(row["toxicity"])
+    if "decision" in row:
+        out["decision"] = row["decision"]
+        out["reasons"] = ";".join(
+            f"{r['label']}={r['score']:.3f}>={r['threshold']:.3f}:{r['action']}"
+            for r in row["reasons"]
+        )
+    out["model"] = f"{row['model']['name']}@{row['model']['version']}"
+    return out
+
+
+@dataclass
+class ScoreSummary(ParseSummary):
+    """What a scoring run read and scored, and how fast."""
+
+    scored: int = 0
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        rate = self.scored / self.seconds if self.seconds > 0 else 0.0
+        return [
+            *super().lines(),
+            f"scored {self.scored} comments in {self.seconds:.1f} s ({rate:.1f} comments/s)",
+        ]
+
+
+def model_info(model: ThreadguardModel, path: str | Path | None) -> ModelInfo:
+    """Name and version of a loaded model, as rows and the service report them."""
+    from classifier.service import compute_model_version
+
+    version = compute_model_version(model, path)
+    name, _, digest = version.rpartition("-")
+    return ModelInfo(name=name or "threadguard", version=digest)
+
+
+@dataclass
+class ScoreRun:
+    """A loaded model, its predictor and (optionally) a moderation policy, ready to score."""
+
+    predictor: Predictor
+    info: ModelInfo
+    policy: Policy | None = None
+
+    @classmethod
+    def create(
+        cls,
+        model_path: str | Path | None = None,
+        *,
+        batch_size: int = 32,
+        device: str = "cpu",
+        moderate: bool = False,
+        policy: str | Path | None = None,
+    ) -> ScoreRun:
+        """Load the model (``None``: the shipped default) and the policy when moderating."""
+        model = load_model(model_path)
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+        rules = None
+        if moderate or policy is not None:
+            rules = Policy.load(policy)
+            rules.check_labels(model.toxicity_labels)
+        predictor = Predictor(model, batch_size=batch_size, device=device)
+        return cls(predictor, model_info(model, model_path), rules)
+
+    def run(
+        self,
+        paths: Iterable[str],
+        output: str | Path | None,
+        fmt: str,
+        options: ReadOptions | None = None,
+        errors_path: str | Path | None = None,
+        progress: bool = False,
+    ) -> ScoreSummary:
+        """Score every comment in ``paths`` into ``output`` (``fmt``: jsonl, csv, parquet, table)."""
+        summary = ScoreSummary()
+        started = time.perf_counter()
+        items = iter_inputs(list(paths), options or ReadOptions(), summary)
+        rows = score_items(items, self.predictor, self.info, self.policy)
+        bar = tqdm(unit=" comments", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        with ExitStack() as stack:
+            stack.callback(bar.close)
+            err_fh = (
+                stack.enter_context(Path(errors_path).open("w", encoding="utf-8"))
+                if errors_path
+                else None
+            )
+            if fmt == "table":
+                sink: Callable[[dict[str, Any]], None] = stack.enter_context(_TablePrinter())
+            else:
+                writer = stack.enter_context(open_row_writer(output, cast(OutputFormat, fmt)))
+                sink = writer.write if fmt == "jsonl" else lambda r: writer.write(flat_row(r))
+            for row in rows:
+                if isinstance(row, ErrorRecord):
+                    write_error(err_fh, row)
+                    continue
+                sink(row)
+                summary.scored += 1
+                bar.update(1)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+
+class _TablePrinter:
+    """Rows as one rich table per thread on the terminal."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(width=max(Console().width, 140))
+        self.thread: str | None = None
+        self.rows: list[dict[str, Any]] = []
+
+    def __enter__(self) -> Callable[[dict[str, Any]], None]:
+        return self.add
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+    def add(self, row: dict[str, Any]) -> None:
+        if row["thread_id"] != self.thread:
+            self.flush()
+            self.thread = row["thread_id"]
+        self.rows.append(row)
+
+    def flush(self) -> None:
+        from rich.table import Table
+
+        if not self.rows:
+            return
+        moderated = "decision" in self.rows[0]
+        table = Table(title=f"thread {self.thread}", show_lines=True)
+        table.add_column("id", no_wrap=True)
+        table.add_column("author", max_width=16)
+        for name in ("stance", "toxicity", "top label"):
+            table.add_column(name, no_wrap=True)
+        if moderated:
+            table.add_column("decision", no_wrap=True)
+        table.add_column("comment", min_width=40)
+        for row in self.rows:
+            tox = row["toxicity"]
+            top = max((k for k in tox if k != "toxicity"), key=tox.__getitem__, default=None)
+            stance = row["stance"]
+            cells = [
+                row["comment_id"] + (f" ↳{row['parent_id']}" if row["parent_id"] else ""),
+                row["author"] or "",
+                f"{stance['label']} {stance['scores'][stance['label']]:.2f} ({stance['target']})",
+                f"{tox['toxicity']:.2f}" if "toxicity" in tox else "",
+                f"{top} {tox[top]:.2f}" if top else "",
+            ]
+            if moderated:
+                cells.append(row["decision"])
+            text = row["text"].replace("\n", " ")
+            cells.append(text if len(text) <= 160 else text[:157] + "...")
+            table.add_row(*cells)
+        self.console.print(table)
+        self.rows = []
