@@ -223,7 +223,9 @@ def evaluate_dev(
         if data.dev is None or len(data.dev) == 0:
             continue
         stance, toxicity = predict_dataset(model, data.dev, batch_size)
-        found = dev_metrics(data.dev, stance, toxicity, model.stance_labels, model.toxicity_labels)
+        found = dev_metrics(
+            data.dev, stance, toxicity, model.stance_labels, model.toxicity_labels, data.name
+        )
         for key, value in found.items():
             metrics[f"dev/{data.name}/{key}"] = value
         if "primary" in found:
