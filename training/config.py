@@ -73,6 +73,7 @@ class TrainConfig:
     corpora: tuple[CorpusEntry, ...] = ()
     data_root: str | None = None
     output_dir: str = "runs/model"
+    checkpoint_dir: str | None = None  # default: <output_dir>/checkpoint; holds the log too
     seed: int = 13
     batch_size: int = 32
     eval_batch_size: int = 64

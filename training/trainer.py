@@ -268,6 +268,8 @@ def train(
     picked up.
     """
     out = Path(output_dir or config.output_dir)
+    # checkpoints and the log stay out of the model folder, which may be shipped as is
+    work = Path(config.checkpoint_dir) if config.checkpoint_dir else out / CHECKPOINT_DIR
     out.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed)
     if config.num_threads:
@@ -318,7 +320,7 @@ def train(
     best: float | None = None
     best_step: int | None = None
     history: list[dict[str, Any]] = []
-    ckpt = out / CHECKPOINT_DIR / "state.pt"
+    ckpt = work / "state.pt"
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
@@ -353,12 +355,14 @@ def train(
         # the untrained model's dev figures: the baseline every later evaluation is read against
         record = {"step": 0, **evaluate_dev(model, corpora, config.eval_batch_size)}
         history.append(record)
-        with (out / LOG_FILE).open("a", encoding="utf-8") as fh:
+        work.mkdir(parents=True, exist_ok=True)
+        with (work / LOG_FILE).open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
         logger.info("step 0 (untrained): dev/score %s", record.get("dev/score"))
 
     progress = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
-    log = (out / LOG_FILE).open("a", encoding="utf-8")
+    work.mkdir(parents=True, exist_ok=True)
+    log = (work / LOG_FILE).open("a", encoding="utf-8")
     seen, started = 0, time.perf_counter()
     stop = False
     try:
@@ -422,7 +426,7 @@ def train(
                     patience = config.early_stopping_patience
                     stop = patience is not None and bad_evals >= patience
                 _save_checkpoint(
-                    out / CHECKPOINT_DIR,
+                    work,
                     model,
                     optimizer,
                     scheduler,
