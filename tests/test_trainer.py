@@ -143,3 +143,21 @@ def test_corpus_balanced_weights_balance_classes_within_each_corpus(tiny_model: 
     assert 3 * fnc_unrel == pytest.approx(fnc_support)
     assert olid == 0.0  # no stance label: no stance weight
     assert w[:12].mean() == pytest.approx(1.0)
+
+
+def test_lora_recipe_saves_a_small_delta_that_loads(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "extra_trainable": ["LayerNorm"]}
+    cfg = recipe(
+        tiny_encoder_dir,
+        tmp_path / "m",
+        model={"encoder": str(tiny_encoder_dir), "max_length": 64, "lora": lora},
+        corpora=["rumoureval2019", "olid"],
+        checkpoint_dir=str(tmp_path / "ckpt"),
+    )
+    train(cfg)
+    saved = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert "encoder_delta.safetensors" in saved and "encoder" not in saved
+    assert not (tmp_path / "m" / "checkpoint").exists()  # checkpoints live elsewhere
+    assert (tmp_path / "ckpt" / "state.pt").exists()
+    model = ThreadguardModel.from_pretrained(tmp_path / "m")
+    assert model.config.lora is not None and model.config.lora.r == 4
