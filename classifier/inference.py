@@ -7,6 +7,8 @@ order as plain dicts keyed by label name.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -58,6 +60,22 @@ def load_model(path: str | Path | None = None) -> ThreadguardModel:
         raise FileNotFoundError(f"no threadguard model directory at {path}")
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar per load
     return ThreadguardModel.from_pretrained(path)
+
+
+def compute_model_version(model: ThreadguardModel, path: str | Path | None = None) -> str:
+    """``<name>-<12 hex>``: the model folder's name and a hash of config, training config and heads."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    digest.update(json.dumps(model.training_config, sort_keys=True, default=str).encode())
+    for head in (model.stance_head, model.toxicity_head):
+        for key, tensor in sorted(head.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(np.ascontiguousarray(tensor.detach().float().cpu().numpy()).tobytes())
+    name = Path(path).resolve().name if path is not None else ""
+    if not name:
+        out_dir = (model.training_config or {}).get("output_dir")
+        name = Path(str(out_dir)).name if out_dir else "threadguard"
+    return f"{name}-{digest.hexdigest()[:12]}"
 
 
 def _field(item: Any, name: str) -> str:

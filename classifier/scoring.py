@@ -27,7 +27,7 @@ from typing import Any, cast
 import torch
 from tqdm.auto import tqdm
 
-from classifier.inference import Predictor, load_model
+from classifier.inference import Predictor, compute_model_version, load_model
 from classifier.ingest import ParseSummary, iter_inputs, write_error
 from classifier.modeling import ThreadguardModel
 from classifier.policy import Policy
@@ -141,8 +141,6 @@ class ScoreSummary(ParseSummary):
 
 def model_info(model: ThreadguardModel, path: str | Path | None) -> ModelInfo:
     """Name and version of a loaded model, as rows and the service report them."""
-    from classifier.service import compute_model_version
-
     version = compute_model_version(model, path)
     name, _, digest = version.rpartition("-")
     return ModelInfo(name=name or "threadguard", version=digest)

@@ -5,7 +5,7 @@ imports them all. Commands import their library code lazily so that
 ``threadguard --help`` stays fast and the runtime never needs the training extras.
 """
 
-from classifier.cli import evaluate, parse, score, train  # noqa: F401  (registers the commands)
+from classifier.cli import evaluate, parse, score, serve, train  # noqa: F401  (registers the commands)
 from classifier.cli._app import app
 
 __all__ = ["app"]

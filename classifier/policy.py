@@ -1,0 +1,285 @@
+"""The moderation policy: per toxicity label a threshold and the action it triggers.
+
+A policy file (YAML) names, for each label it acts on, a ``threshold`` in
+[0, 1] and an ``action``, ``review`` or ``reject``::
+
+    labels:
+      toxicity: {threshold: 0.8, action: review}
+      severe_toxicity: {threshold: 0.7, action: reject}
+      spam: {threshold: 0.9, action: reject}
+
+A label *triggers* when the model's probability for it is at or above its
+threshold. The decision for a comment is the strictest triggered action
+(``reject`` > ``review``), else ``approve``. Labels the policy does not name
+never change the decision; their scores are still reported.
+
+The thresholds file written by ``threadguard evaluate --calibrate`` has this
+same shape, so it loads directly: extra keys inside a label (``precision``,
+``recall``, ``held_fraction``, ...) are accepted and ignored. Unknown
+top-level keys, label names that are not in
+:data:`~classifier.labels.TOXICITY_LABELS`, thresholds outside [0, 1] and
+unknown actions are errors.
+
+:meth:`Policy.decide` is the one code path from a prediction to a decision: the
+moderation service and ``threadguard score --moderate`` both call it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal, get_args
+
+import yaml
+
+from classifier.labels import TOXICITY_LABELS
+
+logger = logging.getLogger(__name__)
+
+Action = Literal["review", "reject"]
+DecisionName = Literal["approve", "review", "reject"]
+
+#: Actions a rule may trigger, mildest first.
+ACTIONS: Final[tuple[str, ...]] = get_args(Action)
+#: Possible decisions, mildest first.
+DECISIONS: Final[tuple[str, ...]] = get_args(DecisionName)
+_SEVERITY: Final[dict[str, int]] = {name: i for i, name in enumerate(DECISIONS)}
+
+#: The top-level keys a policy file may have.
+POLICY_KEYS: Final[frozenset[str]] = frozenset({"labels"})
+
+#: The default policy, the same as ``configs/moderation.yaml`` (a test keeps them equal).
+#: Automatic rejection only where a mistake is cheap or the harm is severe (spam,
+#: severe toxicity, threats); everything else goes to a human.
+DEFAULT_POLICY: Final[dict[str, Any]] = {
+    "labels": {
+        "toxicity": {"threshold": 0.8, "action": "review"},
+        "severe_toxicity": {"threshold": 0.7, "action": "reject"},
+        "obscene": {"threshold": 0.9, "action": "review"},
+        "threat": {"threshold": 0.7, "action": "reject"},
+        "insult": {"threshold": 0.85, "action": "review"},
+        "identity_attack": {"threshold": 0.7, "action": "review"},
+        "spam": {"threshold": 0.9, "action": "reject"},
+    }
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``label`` triggers ``action`` when its probability is ``>= threshold``."""
+
+    label: str
+    threshold: float
+    action: Action
+
+    def __post_init__(self) -> None:
+        if self.label not in TOXICITY_LABELS:
+            raise ValueError(
+                f"unknown toxicity label {self.label!r} in the policy; known: {list(TOXICITY_LABELS)}"
+            )
+        threshold = self.threshold
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not math.isfinite(threshold)
+            or not 0.0 <= threshold <= 1.0
+        ):
+            raise ValueError(
+                f"threshold {threshold!r} for label {self.label!r} must be a number in [0, 1]"
+            )
+        object.__setattr__(self, "threshold", float(threshold))
+        if self.action not in ACTIONS:
+            raise ValueError(
+                f"unknown action {self.action!r} for label {self.label!r}; known: {list(ACTIONS)}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "action": self.action}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A rule that triggered: the label, its score, the threshold and the action."""
+
+    label: str
+    score: float
+    threshold: float
+    action: Action
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "score": self.score,
+            "threshold": self.threshold,
+            "action": self.action,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The moderation decision for one comment, with everything that led to it.
+
+    ``reasons`` lists the triggered rules, strictest action first, then highest
+    score; ``scores`` has every toxicity label the model predicts; ``stance``
+    is the model's stance of the comment toward its target
+    (``{"label": ..., "scores": {...}}``).
+    """
+
+    decision: DecisionName
+    reasons: tuple[Reason, ...]
+    scores: dict[str, float]
+    stance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form: ``decision``, ``reasons``, ``scores``, ``stance``."""
+        return {
+            "decision": self.decision,
+            "reasons": [r.to_dict() for r in self.reasons],
+            "scores": dict(self.scores),
+            "stance": {
+                "label": self.stance.get("label"),
+                "scores": dict(self.stance.get("scores") or {}),
+            },
+        }
+
+    def has_reason(self, label: str) -> bool:
+        """Whether ``label`` is among the triggered rules."""
+        return any(r.label == label for r in self.reasons)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A set of :class:`Rule`, at most one per label. Build with :meth:`load` or :meth:`from_dict`."""
+
+    rules: tuple[Rule, ...] = ()
+    source: str = "<dict>"
+
+    def __post_init__(self) -> None:
+        labels = [r.label for r in self.rules]
+        duplicates = sorted({n for n in labels if labels.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"the policy names label(s) {duplicates} more than once")
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def default(cls) -> Policy:
+        """The built-in default policy (:data:`DEFAULT_POLICY`)."""
+        return cls.from_dict(DEFAULT_POLICY, source="<default policy>")
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> Policy:
+        """Read a policy (or calibrated thresholds) file; ``None`` gives :meth:`default`.
+
+        Raises ``OSError`` when the file cannot be read and ``ValueError``
+        naming the file and the bad value otherwise.
+        """
+        if path is None:
+            return cls.default()
+        path = Path(path)
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from None
+        try:
+            return cls.from_dict(data, source=str(path))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<dict>") -> Policy:
+        """Build a policy from the parsed file (see the module docstring for the shape)."""
+        if not isinstance(data, Mapping):
+            raise ValueError(
+                f"a policy must be a mapping with a 'labels' key, got {type(data).__name__}"
+            )
+        unknown = sorted(set(map(str, data)) - POLICY_KEYS)
+        if unknown:
+            raise ValueError(f"unknown policy key(s) {unknown}; known: {sorted(POLICY_KEYS)}")
+        if "labels" not in data:
+            raise ValueError("the policy has no 'labels' key")
+        labels = data["labels"]
+        if labels is None:
+            labels = {}
+        if not isinstance(labels, Mapping):
+            raise ValueError(
+                f"'labels' must map label names to {{threshold, action}}, got {type(labels).__name__}"
+            )
+        rules = []
+        for label, spec in labels.items():
+            if not isinstance(spec, Mapping):
+                raise ValueError(
+                    f"label {label!r} must map to {{threshold: ..., action: ...}}, got {spec!r}"
+                )
+            for key in ("threshold", "action"):
+                if key not in spec:
+                    raise ValueError(f"label {label!r} has no {key!r}")
+            ignored = sorted(set(map(str, spec)) - {"threshold", "action"})
+            if ignored:
+                logger.debug("policy label %r: ignoring keys %s", label, ignored)
+            rules.append(Rule(str(label), spec["threshold"], spec["action"]))
+        if not rules:
+            logger.warning("the policy %s has no rules: every comment will be approved", source)
+        return cls(tuple(rules), source)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy file's content, inverse of :meth:`from_dict`."""
+        return {"labels": {r.label: r.to_dict() for r in self.rules}}
+
+    # ------------------------------------------------------------------ use
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The labels the policy acts on."""
+        return tuple(r.label for r in self.rules)
+
+    def check_labels(self, model_labels: Iterable[str]) -> None:
+        """Raise ``ValueError`` if a rule names a label the model does not predict.
+
+        Called at start-up: a moderator who wrote a rule expects it enforced, so
+        a rule the model cannot apply is an error, not a warning.
+        """
+        available = set(model_labels)
+        missing = [label for label in self.labels if label not in available]
+        if missing:
+            raise ValueError(
+                f"the policy {self.source} has rules for {missing}, which the model does not "
+                f"predict (it predicts {sorted(available)}); remove those rules or use a model "
+                "trained on them"
+            )
+
+    def decide(self, prediction: Mapping[str, Any]) -> Decision:
+        """The decision for one prediction (as :meth:`Predictor.predict` returns it).
+
+        ``prediction`` has ``toxicity`` (label -> probability) and ``stance``
+        (``{"label", "scores"}``). Raises ``ValueError`` if a rule's label has
+        no score.
+        """
+        scores = {str(k): float(v) for k, v in prediction["toxicity"].items()}
+        reasons: list[Reason] = []
+        for rule in self.rules:
+            if rule.label not in scores:
+                raise ValueError(f"the prediction has no score for policy label {rule.label!r}")
+            score = scores[rule.label]
+            if score >= rule.threshold:
+                reasons.append(Reason(rule.label, score, rule.threshold, rule.action))
+        reasons.sort(key=lambda r: (-_SEVERITY[r.action], -r.score, r.label))
+        decision: DecisionName = reasons[0].action if reasons else "approve"
+        stance = prediction.get("stance") or {}
+        return Decision(
+            decision=decision,
+            reasons=tuple(reasons),
+            scores=scores,
+            stance={
+                "label": stance.get("label"),
+                "scores": {str(k): float(v) for k, v in (stance.get("scores") or {}).items()},
+            },
+        )
+
+    def decide_many(self, predictions: Iterable[Mapping[str, Any]]) -> list[Decision]:
+        """:meth:`decide` for each prediction, in order."""
+        return [self.decide(p) for p in predictions]
