@@ -39,7 +39,11 @@ def test_shipped_policy_file_is_the_builtin_default() -> None:
     shipped = Policy.load(ROOT / "configs" / "moderation.yaml")
     assert shipped.to_dict() == DEFAULT_POLICY
     assert Policy.load(None).to_dict() == DEFAULT_POLICY
-    assert set(shipped.labels) == set(TOXICITY_LABELS)
+    # the default policy must apply to the shipped default model: every rule's label is one it has
+    meta = json.loads(
+        (ROOT / "classifier" / "default_model" / "threadguard_config.json").read_text()
+    )
+    shipped.check_labels(meta["model_config"]["toxicity_labels"])
 
 
 def test_calibrated_thresholds_file_loads_directly(tmp_path: Path) -> None:
@@ -105,8 +109,21 @@ def test_round_trip_and_duplicates() -> None:
 # --------------------------------------------------------------------------- deciding
 
 
+STRICT = Policy.from_dict(
+    {
+        "labels": {
+            "toxicity": {"threshold": 0.8, "action": "review"},
+            "severe_toxicity": {"threshold": 0.7, "action": "reject"},
+            "insult": {"threshold": 0.85, "action": "review"},
+            "threat": {"threshold": 0.7, "action": "reject"},
+            "spam": {"threshold": 0.9, "action": "reject"},
+        }
+    }
+)
+
+
 def test_decision_is_the_strictest_triggered_action() -> None:
-    policy = Policy.default()
+    policy = STRICT
     assert policy.decide(prediction()).decision == "approve"
     review = policy.decide(prediction(toxicity=0.95, insult=0.9))
     assert review.decision == "review"
@@ -140,7 +157,7 @@ def test_decision_carries_reasons_every_score_and_the_stance() -> None:
 
 
 def test_a_rule_the_model_cannot_apply_is_an_error() -> None:
-    policy = Policy.default()
+    policy = STRICT
     with pytest.raises(ValueError, match=r"rules for \['severe_toxicity', 'threat'"):
         policy.check_labels(["toxicity", "obscene", "insult", "identity_attack", "spam"])
     policy.check_labels(TOXICITY_LABELS)

@@ -3,7 +3,7 @@
 Most tests inject a fake predictor (deterministic scores from keywords in the
 comment) so that decisions are known; one runs the tiny random model from a
 saved folder, with thresholds taken from its own scores. The ``slow`` tests
-run a real trained model (folder in ``THREADGUARD_TEST_MODEL``) with the
+run the shipped default model (or the folder in ``THREADGUARD_TEST_MODEL``) with the
 default policy.
 """
 
@@ -637,9 +637,14 @@ async def _start(app: FastAPI) -> None:
 
 # --------------------------------------------------------------------------- a real trained model
 
-REAL_MODEL = os.environ.get("THREADGUARD_TEST_MODEL")
+# the shipped default model, or another trained model folder named in THREADGUARD_TEST_MODEL
+REAL_MODEL = os.environ.get("THREADGUARD_TEST_MODEL") or (
+    str(inference.DEFAULT_MODEL_DIR)
+    if (inference.DEFAULT_MODEL_DIR / "threadguard_config.json").exists()
+    else None
+)
 needs_real_model = pytest.mark.skipif(
-    not REAL_MODEL, reason="set THREADGUARD_TEST_MODEL to a trained model folder"
+    not REAL_MODEL, reason="no default model installed and THREADGUARD_TEST_MODEL not set"
 )
 
 
