@@ -40,6 +40,7 @@ from classifier.client import (
 from classifier.inference import NoDefaultModelError, Predictor, load_model
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
 from classifier.modeling import ModelConfig, ThreadguardModel
+from classifier.policy import Policy
 from classifier.service import (
     MicroBatcher,
     ServiceConfigError,
@@ -132,6 +133,23 @@ def running(app: FastAPI, *, wait_ready: bool = True) -> Iterator[str]:
         sock.close()
 
 
+#: The thresholds the fake predictor's keyword scores are written against (the shipped default
+#: policy is tuned to the shipped model and may change with it).
+FAKE_POLICY = Policy.from_dict(
+    {
+        "labels": {
+            "toxicity": {"threshold": 0.8, "action": "review"},
+            "severe_toxicity": {"threshold": 0.7, "action": "reject"},
+            "obscene": {"threshold": 0.9, "action": "review"},
+            "threat": {"threshold": 0.7, "action": "reject"},
+            "insult": {"threshold": 0.85, "action": "review"},
+            "identity_attack": {"threshold": 0.7, "action": "review"},
+            "spam": {"threshold": 0.9, "action": "reject"},
+        }
+    }
+)
+
+
 def settings(**kw: Any) -> ServiceSettings:
     base: dict[str, Any] = {
         "token": TOKEN,
@@ -145,7 +163,9 @@ def settings(**kw: Any) -> ServiceSettings:
 @pytest.fixture(scope="module")
 def service() -> Iterator[tuple[str, FakePredictor, FastAPI]]:
     fake = FakePredictor()
-    app = create_app(settings(max_comment_chars=500, max_batch=4), predictor=fake)
+    app = create_app(
+        settings(max_comment_chars=500, max_batch=4), predictor=fake, policy=FAKE_POLICY
+    )
     with running(app) as url:
         yield url, fake, app
 
@@ -350,7 +370,9 @@ def test_overload_answers_503_at_once_and_a_stuck_model_times_out() -> None:
     gate = threading.Event()
     gate.set()
     fake = FakePredictor(gate=gate)
-    app = create_app(settings(max_in_flight=2, request_timeout_s=1.0), predictor=fake)
+    app = create_app(
+        settings(max_in_flight=2, request_timeout_s=1.0), predictor=fake, policy=FAKE_POLICY
+    )
     state = app.state.threadguard
     with running(app) as url, ThreadguardClient(url, token=TOKEN, retries=0, timeout=10) as c:
         gate.clear()
@@ -464,7 +486,7 @@ def test_wordpress_pre_comment_approved(client: ThreadguardClient, service: Any)
 
 def test_readiness_before_and_after_warm_up() -> None:
     gate = threading.Event()
-    app = create_app(settings(), predictor=FakePredictor(gate=gate))
+    app = create_app(settings(), predictor=FakePredictor(gate=gate), policy=FAKE_POLICY)
     with running(app, wait_ready=False) as url:
         assert httpx.get(url + "/healthz").status_code == 200
         before = httpx.get(url + "/readyz")
@@ -487,7 +509,7 @@ def test_readiness_before_and_after_warm_up() -> None:
 def test_concurrent_requests_are_scored_together() -> None:
     def concurrent_batches(batching: bool) -> list[int]:
         fake = FakePredictor(delay=0.05)
-        app = create_app(settings(batching=batching), predictor=fake)
+        app = create_app(settings(batching=batching), predictor=fake, policy=FAKE_POLICY)
         with running(app) as url:
             warm = len(fake.calls)
 
