@@ -77,7 +77,8 @@ def resolve_encoder(ref: str) -> str:
     return ref
 
 
-def _reject_unknown_keys(data: Mapping[str, Any], cls: type, what: str) -> None:
+def reject_unknown_keys(data: Mapping[str, Any], cls: type, what: str) -> None:
+    """Raise ``ValueError`` naming the keys of ``data`` that are not fields of dataclass ``cls``."""
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -113,7 +114,7 @@ class LoraSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LoraSettings:
         """Build settings from a JSON/YAML mapping, rejecting unknown keys."""
-        _reject_unknown_keys(data, cls, "lora")
+        reject_unknown_keys(data, cls, "lora")
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -200,7 +201,7 @@ class ModelConfig:
 
         Raises ``ValueError`` naming any unknown key or bad value.
         """
-        _reject_unknown_keys(data, cls, "model config")
+        reject_unknown_keys(data, cls, "model config")
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,18 +14,11 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from classifier.modeling import ModelConfig
+from classifier.modeling import ModelConfig, reject_unknown_keys
 
 Scheduler = Literal["linear", "cosine", "constant"]
 ClassWeighting = Literal["none", "balanced", "sqrt", "corpus_balanced", "corpus_sqrt"]
 Device = Literal["auto", "cpu", "cuda"]
-
-
-def _reject_unknown(data: Mapping[str, Any], cls: type, what: str) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {what} key(s) {unknown}; known: {sorted(known)}")
 
 
 @dataclass(frozen=True)
@@ -61,7 +54,7 @@ class CorpusEntry:
             return cls(name=value)
         if not isinstance(value, Mapping):
             raise ValueError(f"a corpus entry must be a name or a mapping, got {value!r}")
-        _reject_unknown(value, cls, f"corpus entry {value.get('name', '?')!r}")
+        reject_unknown_keys(value, cls, f"corpus entry {value.get('name', '?')!r}")
         return cls(**value)
 
 
@@ -135,7 +128,7 @@ class TrainConfig:
         """Build a recipe from a mapping; ``ValueError`` names unknown keys and bad values."""
         if not isinstance(data, Mapping):
             raise ValueError(f"a training config must be a mapping, got {type(data).__name__}")
-        _reject_unknown(data, cls, "training config")
+        reject_unknown_keys(data, cls, "training config")
         values = dict(data)
         for f in dataclasses.fields(cls):
             # YAML 1.1 reads 1e-4 (no dot) as a string; accept it as the number it means

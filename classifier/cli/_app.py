@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 from enum import Enum
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from classifier.readers import ReadOptions
 
 from classifier import __version__
 
@@ -52,3 +56,44 @@ def main(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+
+
+# Options every command that reads threads takes (parse, score), declared once.
+InputFormatOption = Annotated[
+    InFormat | None,
+    typer.Option("--input-format", help="Read every input as this format instead of detecting it."),
+]
+ColumnOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--column", "-c", help="FIELD=COLUMN for flat inputs, e.g. text=CONTENT (repeatable)."
+    ),
+]
+ErrorsOption = Annotated[
+    Path | None, typer.Option("--errors", help="Write error rows here as JSONL (default: stderr).")
+]
+MaxCharsOption = Annotated[
+    int, typer.Option(help="Longest comment accepted, in characters; longer ones are errors.")
+]
+
+
+def read_options(
+    input_format: InFormat | None, column: list[str] | None, max_comment_chars: int
+) -> ReadOptions:
+    """The reader settings these options ask for (``typer.BadParameter`` when malformed)."""
+    from classifier.readers import Columns, ReadOptions
+
+    overrides: dict[str, str] = {}
+    for value in column or []:
+        key, sep, name = value.partition("=")
+        if not sep or not key or not name:
+            raise typer.BadParameter(f"expected FIELD=COLUMN, got {value!r}", param_hint="--column")
+        overrides[key.strip()] = name.strip()
+    try:
+        return ReadOptions(
+            input_format=input_format.value if input_format else None,
+            columns=Columns().with_overrides(overrides),
+            max_comment_chars=max_comment_chars,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None

@@ -7,17 +7,15 @@ from typing import Annotated
 
 import typer
 
-from classifier.cli._app import InFormat, OutFormat, app
-
-
-def _column_overrides(values: list[str]) -> dict[str, str]:
-    overrides: dict[str, str] = {}
-    for value in values:
-        key, sep, column = value.partition("=")
-        if not sep or not key or not column:
-            raise typer.BadParameter(f"expected FIELD=COLUMN, got {value!r}", param_hint="--column")
-        overrides[key.strip()] = column.strip()
-    return overrides
+from classifier.cli._app import (
+    ColumnOption,
+    ErrorsOption,
+    InputFormatOption,
+    MaxCharsOption,
+    OutFormat,
+    app,
+    read_options,
+)
 
 
 @app.command()
@@ -34,39 +32,19 @@ def parse(
     fmt: Annotated[
         OutFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutFormat.jsonl,
-    input_format: Annotated[
-        InFormat | None,
-        typer.Option(
-            "--input-format", help="Read every input as this format instead of detecting it."
-        ),
-    ] = None,
-    column: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--column", "-c", help="FIELD=COLUMN for flat inputs, e.g. text=CONTENT (repeatable)."
-        ),
-    ] = None,
-    errors: Annotated[
-        Path | None,
-        typer.Option("--errors", help="Write error rows here as JSONL (default: stderr)."),
-    ] = None,
-    max_comment_chars: Annotated[
-        int, typer.Option(help="Longest comment accepted, in characters; longer ones are errors.")
-    ] = 50_000,
+    input_format: InputFormatOption = None,
+    column: ColumnOption = None,
+    errors: ErrorsOption = None,
+    max_comment_chars: MaxCharsOption = 50_000,
 ) -> None:
     """Read comment threads and write them out, with a summary on stderr.
 
     Exit code 0 when every record was read, 1 when some records were errors.
     """
     from classifier.ingest import parse_threads
-    from classifier.readers import Columns, ReadOptions
 
+    options = read_options(input_format, column, max_comment_chars)
     try:
-        options = ReadOptions(
-            input_format=input_format.value if input_format else None,
-            columns=Columns().with_overrides(_column_overrides(column or [])),
-            max_comment_chars=max_comment_chars,
-        )
         summary = parse_threads(paths, output, fmt.value, options, errors)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

@@ -9,8 +9,14 @@ from typing import Annotated
 
 import typer
 
-from classifier.cli._app import InFormat, app
-from classifier.cli.parse import _column_overrides
+from classifier.cli._app import (
+    ColumnOption,
+    ErrorsOption,
+    InputFormatOption,
+    MaxCharsOption,
+    app,
+    read_options,
+)
 
 
 class ScoreFormat(str, Enum):
@@ -57,42 +63,24 @@ def score(
             help="Moderation policy YAML (default: the built-in policy); implies --moderate."
         ),
     ] = None,
-    input_format: Annotated[
-        InFormat | None,
-        typer.Option(
-            "--input-format", help="Read every input as this format instead of detecting it."
-        ),
-    ] = None,
-    column: Annotated[
-        list[str] | None,
-        typer.Option("--column", "-c", help="FIELD=COLUMN for flat inputs (repeatable)."),
-    ] = None,
-    errors: Annotated[
-        Path | None,
-        typer.Option("--errors", help="Write error rows here as JSONL (default: stderr)."),
-    ] = None,
-    max_comment_chars: Annotated[
-        int, typer.Option(help="Longest comment accepted, in characters; longer ones are errors.")
-    ] = 50_000,
+    input_format: InputFormatOption = None,
+    column: ColumnOption = None,
+    errors: ErrorsOption = None,
+    max_comment_chars: MaxCharsOption = 50_000,
 ) -> None:
     """Label every comment with its stance toward its target and its toxicity.
 
     One row per comment; bad records become error rows. Exit code 1 when some
     records were errors.
     """
-    from classifier.readers import Columns, ReadOptions
     from classifier.scoring import ScoreRun
 
     if fmt is None:
         fmt = ScoreFormat.table if output is None and sys.stdout.isatty() else ScoreFormat.jsonl
     if fmt is ScoreFormat.table and output is not None:
         raise typer.BadParameter("the table format is for the terminal; pick jsonl, csv or parquet")
+    options = read_options(input_format, column, max_comment_chars)
     try:
-        options = ReadOptions(
-            input_format=input_format.value if input_format else None,
-            columns=Columns().with_overrides(_column_overrides(column or [])),
-            max_comment_chars=max_comment_chars,
-        )
         run = ScoreRun.create(
             model, batch_size=batch_size, device=device.value, moderate=moderate, policy=policy
         )
