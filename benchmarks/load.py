@@ -284,7 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured requests first")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch threads of the server")
-    parser.add_argument("--quantize", action="store_true", help="serve with --quantize (int8)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "int8", "onnx", "onnx-int8"],
+        help="the server's --backend",
+    )
     parser.add_argument("--batch-tokens", type=int, help="the server's --batch-tokens")
     parser.add_argument(
         "--modes",
@@ -310,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         bodies = make_bodies(args.requests + args.warmup, args.seed)
         token = secrets.token_hex(16)
         log = Path(tmp) / "server.log"
-        extra = ["--quantize"] if args.quantize else []
+        extra = ["--backend", args.backend]
         if args.threads is not None:
             extra += ["--threads", str(args.threads)]
         if args.batch_tokens is not None:

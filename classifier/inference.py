@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import transformers
 
+from classifier.backends import BACKENDS, Backend, Runner, make_runner, resolve_backend, set_threads
 from classifier.modeling import EncodedInput, ThreadguardModel
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,16 @@ class Predictor:
             inputs are long).
         chunk_size: inputs are tokenised and length-sorted this many at a time,
             which bounds memory on very long input lists.
+        backend: how batches are run (:mod:`classifier.backends`): ``"torch"`` (the
+            reference, float32), ``"int8"`` (a copy with dynamically quantized encoder
+            Linear layers; CPU) or ``"onnx"`` (ONNX Runtime; needs ``onnxruntime``
+            and ``onnx``), ``"onnx-int8"``, or ``"auto"``: the fastest safe one for
+            ``device`` (:func:`classifier.backends.resolve_backend`). With ``"int8"``,
+            :attr:`model` is the quantized copy; :attr:`backend` is the one in use.
     """
+
+    #: The backends ``backend`` accepts.
+    BACKENDS = BACKENDS
 
     def __init__(
         self,
@@ -108,13 +118,17 @@ class Predictor:
         num_threads: int | None = None,
         max_batch_tokens: int | None = None,
         chunk_size: int = 4096,
+        backend: str = "torch",
     ) -> None:
         if batch_size < 1 or chunk_size < 1:
             raise ValueError("batch_size and chunk_size must be positive")
-        if num_threads is not None:
-            torch.set_num_threads(num_threads)
+        set_threads(num_threads)
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.backend: Backend = resolve_backend(backend, self.device)
+        self._run: Runner
+        self.model, self._run = make_runner(
+            model.to(self.device).eval(), self.backend, self.device, num_threads
+        )
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         self.chunk_size = chunk_size
@@ -200,7 +214,7 @@ class Predictor:
         with torch.inference_mode():
             for indices in self._batches(encoded):
                 batch = model.input_encoder.collate([encoded[i] for i in indices])
-                output = model(**batch.to(self.device))
-                stance[indices] = torch.softmax(output.stance_logits.float(), dim=-1).cpu().numpy()
-                toxicity[indices] = torch.sigmoid(output.toxicity_logits.float()).cpu().numpy()
+                stance_logits, toxicity_logits = self._run(batch)
+                stance[indices] = torch.softmax(stance_logits.float(), dim=-1).cpu().numpy()
+                toxicity[indices] = torch.sigmoid(toxicity_logits.float()).cpu().numpy()
         return stance, toxicity

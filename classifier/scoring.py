@@ -48,9 +48,10 @@ class ModelInfo:
 
     name: str
     version: str
+    backend: str = "torch"
 
     def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "version": self.version}
+        return {"name": self.name, "version": self.version, "backend": self.backend}
 
 
 def score_items(
@@ -121,6 +122,7 @@ def flat_row(row: dict[str, Any]) -> dict[str, Any]:
             for r in row["reasons"]
         )
     out["model"] = f"{row['model']['name']}@{row['model']['version']}"
+    out["backend"] = row["model"].get("backend", "torch")
     return out
 
 
@@ -139,11 +141,13 @@ class ScoreSummary(ParseSummary):
         ]
 
 
-def model_info(model: ThreadguardModel, path: str | Path | None) -> ModelInfo:
-    """Name and version of a loaded model, as rows and the service report them."""
+def model_info(
+    model: ThreadguardModel, path: str | Path | None, backend: str = "torch"
+) -> ModelInfo:
+    """Name, version and backend of a loaded model, as rows and the service report them."""
     version = compute_model_version(model, path)
     name, _, digest = version.rpartition("-")
-    return ModelInfo(name=name or "threadguard", version=digest)
+    return ModelInfo(name=name or "threadguard", version=digest, backend=backend)
 
 
 @dataclass
@@ -161,10 +165,15 @@ class ScoreRun:
         *,
         batch_size: int = 32,
         device: str = "cpu",
+        backend: str = "auto",
         moderate: bool = False,
         policy: str | Path | None = None,
     ) -> ScoreRun:
-        """Load the model (``None``: the shipped default) and the policy when moderating."""
+        """Load the model (``None``: the shipped default) and the policy when moderating.
+
+        ``backend`` runs it (:mod:`classifier.backends`; ``auto``: the fastest one
+        whose labels match the float32 reference, for ``device``).
+        """
         model = load_model(model_path)
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
@@ -172,8 +181,8 @@ class ScoreRun:
         if moderate or policy is not None:
             rules = Policy.load(policy)
             rules.check_labels(model.toxicity_labels)
-        predictor = Predictor(model, batch_size=batch_size, device=device)
-        return cls(predictor, model_info(model, model_path), rules)
+        predictor = Predictor(model, batch_size=batch_size, device=device, backend=backend)
+        return cls(predictor, model_info(model, model_path, predictor.backend), rules)
 
     def run(
         self,

@@ -45,7 +45,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -54,13 +54,13 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from classifier import __version__
+from classifier.backends import BACKENDS, onnx_available
 from classifier.inference import compute_model_version
 from classifier.policy import Decision, Policy
 from classifier.targets import CommentItem, comment_item, stance_target, trim_words
 
 if TYPE_CHECKING:
     from classifier.inference import Prediction
-    from classifier.modeling import ThreadguardModel
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class ServiceSettings:
     request_timeout_s: float = 10.0
     threads: int | None = None
     batch_tokens: int | None = 512
-    quantize: bool = False
+    backend: str = "auto"
     cache_size: int = 10_000
     model_version: str | None = None
 
@@ -156,6 +156,15 @@ class ServiceSettings:
             raise ServiceConfigError(f"batch_tokens must be positive, got {self.batch_tokens}")
         if self.threads is not None and self.threads < 1:
             raise ServiceConfigError(f"threads must be positive, got {self.threads}")
+        if self.backend != "auto" and self.backend not in BACKENDS:
+            raise ServiceConfigError(
+                f"unknown backend {self.backend!r}; known: auto, {', '.join(BACKENDS)}"
+            )
+        if self.backend.startswith("onnx") and not onnx_available():
+            raise ServiceConfigError(
+                f"backend {self.backend!r} needs onnxruntime and onnx: "
+                "pip install 'threadguard[onnx]', or use --backend int8"
+            )
         if self.cache_size < 0:
             raise ServiceConfigError(f"cache_size must be >= 0, got {self.cache_size}")
 
@@ -527,25 +536,6 @@ def default_threads(workers: int = 1) -> int:
     return max(1, min(4, (os.cpu_count() or 1) // workers - 1))
 
 
-def quantize_int8(model: ThreadguardModel) -> ThreadguardModel:
-    """The model with dynamic int8 ``nn.Linear`` layers (about 2.5x faster on a CPU).
-
-    Probabilities move by up to about 0.01, so thresholds calibrated on the
-    full-precision model may need a second look.
-    """
-    import warnings
-
-    import torch
-
-    quantize = getattr(getattr(torch, "ao", None), "quantization", None)
-    if quantize is None or not hasattr(quantize, "quantize_dynamic"):
-        raise ServiceConfigError("this torch has no dynamic quantization; drop --quantize")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the eager quantization API is deprecated, still works
-        quantized = quantize.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    return cast("ThreadguardModel", quantized)
-
-
 def _labels_of(predictor: Any) -> tuple[str, ...] | None:
     labels = getattr(predictor, "toxicity_labels", None)
     if labels is None:
@@ -586,19 +576,25 @@ class ServiceState:
 
         model = load_model(self.settings.model)
         version = compute_model_version(model, self.settings.model)
-        if self.settings.quantize:
-            model = quantize_int8(model)
-            version += "-int8"
         threads = self.settings.threads or default_threads()
-        self.predictor = Predictor(
+        predictor = Predictor(
             model,
             batch_size=self.settings.batch_size,
             num_threads=threads,
             max_batch_tokens=self.settings.batch_tokens,
+            backend=self.settings.backend,
         )
+        if predictor.backend != "torch":  # its scores differ slightly from the reference's
+            version += f"-{predictor.backend}"
+        self.predictor = predictor
         self.model_version = self.settings.model_version or version
         self.model_loaded = True
-        logger.info("loaded model %s (%d torch threads)", self.model_version, threads)
+        logger.info(
+            "loaded model %s (%s backend, %d threads)",
+            self.model_version,
+            predictor.backend,
+            threads,
+        )
 
     async def start(self) -> None:
         if self.predictor is None:

@@ -171,3 +171,16 @@ def test_error_rows_keep_their_place(model_dir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert len(result.stdout.splitlines()) == 1
     assert "line 2" in result.stderr and "malformed JSON" in result.stderr
+
+
+def test_backend_is_chosen_and_recorded(model_dir: Path) -> None:
+    reference = _score([str(ROOT / "seeds"), "--model", str(model_dir), "--backend", "torch"])
+    quantized = _score([str(ROOT / "seeds"), "--model", str(model_dir), "--backend", "int8"])
+    assert {r["model"]["backend"] for r in reference} == {"torch"}
+    assert {r["model"]["backend"] for r in quantized} == {"int8"}
+    for ref, q in zip(reference, quantized, strict=True):
+        assert ref["comment_id"] == q["comment_id"]
+        for label, p in ref["toxicity"].items():
+            assert abs(p - q["toxicity"][label]) <= 0.03
+    result = runner.invoke(app, ["score", str(ROOT / "seeds"), "--backend", "tensorrt"])
+    assert result.exit_code == 2 and "tensorrt" in result.output

@@ -622,7 +622,9 @@ def test_a_saved_model_is_loaded_at_start_up(model_dir: Path, tmp_path: Path) ->
         encoding="utf-8",
     )
     app = create_app(
-        ServiceSettings(model=str(model_dir), policy=str(policy), no_auth=True, threads=THREADS)
+        ServiceSettings(
+            model=str(model_dir), policy=str(policy), no_auth=True, threads=THREADS, backend="torch"
+        )
     )
     with running(app) as url, ThreadguardClient(url) as c:
         answers = {t: c.moderate(t) for t in texts}
@@ -631,6 +633,19 @@ def test_a_saved_model_is_loaded_at_start_up(model_dir: Path, tmp_path: Path) ->
     }
     assert answers[top]["reasons"][0]["score"] == pytest.approx(high, abs=1e-4)
     assert re.fullmatch(r"tiny-[0-9a-f]{12}", answers[top]["model_version"])
+
+
+def test_the_backend_is_checked_and_named_in_the_version(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ServiceConfigError, match="unknown backend 'fp16'"):
+        create_app(ServiceSettings(model=str(model_dir), no_auth=True, backend="fp16"))
+    monkeypatch.setattr("classifier.service.onnx_available", lambda: False)
+    with pytest.raises(ServiceConfigError, match=r"threadguard\[onnx\]"):
+        create_app(ServiceSettings(model=str(model_dir), no_auth=True, backend="onnx"))
+    app = create_app(ServiceSettings(model=str(model_dir), no_auth=True, backend="int8"))
+    with running(app) as url, ThreadguardClient(url) as c:
+        assert re.fullmatch(r"tiny-[0-9a-f]{12}-int8", c.moderate("Fine, thanks.")["model_version"])
 
 
 def test_a_rule_the_model_lacks_stops_start_up(tiny_encoder_dir: Path, tmp_path: Path) -> None:

@@ -289,13 +289,25 @@ def _profanity(data: datasets.Dataset) -> Scores:
 class TransformerScorer:
     """A saved threadguard model, scored through the batched Predictor."""
 
-    def __init__(self, spec: str, path: Path, batch_size: int = 32, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        spec: str,
+        path: Path,
+        batch_size: int = 32,
+        device: str = "cpu",
+        backend: str = "torch",
+    ) -> None:
         from classifier.inference import Predictor, load_model
 
-        self.spec, self.path = spec, path
-        self.name = path.name if Path(spec).exists() else spec
+        self.spec, self.path, self.backend = spec, path, backend
+        where = spec.removesuffix(f"@{backend}")
+        self.name = path.name if Path(where).exists() else where
+        if backend != "torch":
+            self.name = f"{self.name}@{backend}"
         self.model = load_model(path)
-        self.predictor = Predictor(self.model, batch_size=batch_size, device=device)
+        self.predictor = Predictor(
+            self.model, batch_size=batch_size, device=device, backend=backend
+        )
 
     def describe(self) -> dict[str, Any]:
         """Model config, training config, versions and a content hash of its files."""
@@ -312,6 +324,7 @@ class TransformerScorer:
             "name": self.name,
             "kind": "transformer",
             "spec": self.spec,
+            "backend": self.backend,
             "path": str(self.path.resolve()),
             "sha256": digest.hexdigest(),
             "stance_labels": list(self.model.stance_labels),
@@ -334,7 +347,10 @@ Scorer = TransformerScorer | Baseline
 
 def resolve_model(spec: str, batch_size: int = 32, device: str = "cpu") -> Scorer:
     """A scorer for ``--model``: ``baseline:NAME[@CORPUS]``, a saved model folder,
-    or a Hugging Face Hub id of a saved threadguard model."""
+    or a Hugging Face Hub id of a saved threadguard model; a model may end in
+    ``@BACKEND`` (``classifier/default_model@int8``) to be run by that backend of
+    :mod:`classifier.backends` instead of the float32 reference."""
+    from classifier.backends import BACKENDS
     from classifier.modeling import CONFIG_FILE
 
     if spec.startswith("baseline:"):
@@ -342,12 +358,20 @@ def resolve_model(spec: str, batch_size: int = 32, device: str = "cpu") -> Score
         if train_corpus and train_corpus not in CORPORA:
             raise ValueError(f"{spec}: unknown training corpus {train_corpus!r}")
         return Baseline(kind, train_corpus or None)
-    path = Path(spec).expanduser()
+    backend = "torch"
+    stem, at, suffix = spec.rpartition("@")
+    if at and not Path(spec).expanduser().exists():
+        if suffix not in BACKENDS:
+            raise ValueError(f"{spec}: unknown backend {suffix!r}; known: {', '.join(BACKENDS)}")
+        spec_path, backend = stem, suffix
+    else:
+        spec_path = spec
+    path = Path(spec_path).expanduser()
     if not path.exists():
         try:
             from huggingface_hub import snapshot_download
 
-            path = Path(snapshot_download(spec))
+            path = Path(snapshot_download(spec_path))
         except Exception as exc:
             raise ValueError(
                 f"model {spec!r} is not a folder, not a baseline (baseline:majority, "
@@ -358,4 +382,4 @@ def resolve_model(spec: str, batch_size: int = 32, device: str = "cpu") -> Score
         raise ValueError(
             f"model {spec!r}: {path} is not a saved threadguard model (no {CONFIG_FILE})"
         )
-    return TransformerScorer(spec, path, batch_size, device)
+    return TransformerScorer(spec, path, batch_size, device, backend)

@@ -97,3 +97,25 @@ def read_options(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+class BackendChoice(str, Enum):
+    """``classifier.backends`` names, and ``auto``; kept in step by tests/test_cli.py."""
+
+    auto = "auto"
+    torch = "torch"
+    int8 = "int8"
+    onnx = "onnx"
+    onnx_int8 = "onnx-int8"
+
+
+# What runs the model for the commands that score (score, serve), declared once.
+BackendOption = Annotated[
+    BackendChoice,
+    typer.Option(
+        "--backend",
+        help="How the model runs: auto (the fastest one measured to keep the labels: "
+        "int8-quantized on a CPU, float on CUDA), torch (float32 reference), int8, "
+        "onnx or onnx-int8 (these two need threadguard[onnx]). See docs/speed.md.",
+    ),
+]

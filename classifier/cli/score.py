@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from classifier.cli._app import (
+    BackendChoice,
+    BackendOption,
     ColumnOption,
     ErrorsOption,
     InputFormatOption,
@@ -54,6 +56,7 @@ def score(
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Comments per forward pass.", min=1)] = 32,
     device: Annotated[Device, typer.Option(help="Where the model runs.")] = Device.cpu,
+    backend: BackendOption = BackendChoice.auto,
     moderate: Annotated[
         bool, typer.Option("--moderate", help="Add the moderation decision and its reasons.")
     ] = False,
@@ -73,6 +76,7 @@ def score(
     One row per comment; bad records become error rows. Exit code 1 when some
     records were errors.
     """
+    from classifier.backends import BackendUnavailableError
     from classifier.scoring import ScoreRun
 
     if fmt is None:
@@ -82,10 +86,15 @@ def score(
     options = read_options(input_format, column, max_comment_chars)
     try:
         run = ScoreRun.create(
-            model, batch_size=batch_size, device=device.value, moderate=moderate, policy=policy
+            model,
+            batch_size=batch_size,
+            device=device.value,
+            backend=backend.value,
+            moderate=moderate,
+            policy=policy,
         )
         summary = run.run(paths, output, fmt.value, options, errors, progress=sys.stderr.isatty())
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, BackendUnavailableError) as exc:
         raise typer.BadParameter(str(exc)) from None
     for line in summary.lines():
         typer.echo(line, err=True)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from classifier.cli._app import app
+from classifier.cli._app import BackendChoice, BackendOption, app
 
 
 def _read_secret(path: Path | None, env: str, what: str) -> str | None:
@@ -127,13 +127,7 @@ def serve(
             "which costs more than batching saves on a CPU.",
         ),
     ] = 512,
-    quantize: Annotated[
-        bool,
-        typer.Option(
-            "--quantize",
-            help="Dynamic int8 linear layers: ~2.5x faster on a CPU, scores move by up to ~0.01.",
-        ),
-    ] = False,
+    backend: BackendOption = BackendChoice.auto,
     cache_size: Annotated[
         int,
         typer.Option(
@@ -181,7 +175,7 @@ def serve(
         request_timeout_s=timeout,
         threads=threads,
         batch_tokens=batch_tokens,
-        quantize=quantize,
+        backend=backend.value,
         cache_size=cache_size,
     )
     log_config = _log_config(level)

@@ -1,0 +1,435 @@
+"""Execution backends for :class:`~classifier.inference.Predictor`: how a padded batch
+becomes stance and toxicity logits.
+
+``"torch"``  the model itself, float32 (the reference path).
+``"int8"``   a copy whose encoder ``nn.Linear`` layers use dynamic int8 quantization
+             (:func:`quantize_int8`); the heads stay float32. CPU only.
+``"onnx"``   the model exported to ONNX (:func:`export_onnx`), its attention, LayerNorm
+             and GELU subgraphs fused, run by ONNX Runtime (:class:`OnnxRunner`);
+             needs the optional ``onnxruntime`` and ``onnx`` packages. The files are
+             cached on disk, keyed by a hash of the weights.
+``"onnx-int8"`` the same with ONNX Runtime's dynamic int8 quantization of the MatMul
+             weights (per channel).
+
+All three read the same tokenised input (the model's :class:`~classifier.modeling.InputEncoder`)
+and agree on labels; docs/speed.md gives the measured speed, the score tolerance and
+the change in test metrics of each. :data:`SERVING_BACKEND` is the one that serving
+and bulk scoring should use by default on a CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Protocol, cast, get_args
+
+import numpy as np
+import torch
+from torch import nn
+
+from classifier.modeling import ThreadguardModel
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["torch", "int8", "onnx", "onnx-int8"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+
+#: The backend that serving and bulk scoring should use on a CPU: the fastest one whose
+#: labels match the reference and whose test metrics stay within 0.5 points
+#: (docs/speed.md). ``Predictor`` itself keeps ``"torch"`` as its default, the reference
+#: that training and evaluation measure.
+SERVING_BACKEND: Backend = "int8"
+
+#: Environment variable naming the folder where ONNX exports are cached.
+CACHE_ENV = "THREADGUARD_CACHE"
+ONNX_OPSET = 17
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend needs a package that is not installed, or a device it cannot use."""
+
+
+def check_backend(backend: str) -> Backend:
+    """``backend`` if it is known, else ``ValueError`` listing the known ones."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    return cast(Backend, backend)
+
+
+def resolve_backend(backend: str, device: str | torch.device = "cpu") -> Backend:
+    """The backend to run: ``backend`` itself, or for ``"auto"`` the best one available.
+
+    ``"auto"`` is :data:`SERVING_BACKEND` on a CPU (its ``int8`` torch counterpart
+    when onnxruntime is not installed), and the float reference ``"torch"`` on any
+    other device. What the CLI's ``score`` and ``serve`` use unless told otherwise.
+    """
+    if backend != "auto":
+        return check_backend(backend)
+    if torch.device(device).type != "cpu":
+        return "torch"
+    if SERVING_BACKEND.startswith("onnx") and not onnx_available():
+        return "int8" if SERVING_BACKEND == "onnx-int8" else "torch"
+    return SERVING_BACKEND
+
+
+# --------------------------------------------------------------------------- threads
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def set_threads(num_threads: int | None) -> int:
+    """Set torch's intra-op threads (process-wide) when given; return the setting in force.
+
+    One thread per core is the fastest for batch scoring on an otherwise idle machine;
+    a server that shares its cores with an event loop does better with one fewer
+    (see ``classifier.service.default_threads``).
+    """
+    if num_threads is not None:
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be positive, got {num_threads}")
+        torch.set_num_threads(num_threads)
+    return torch.get_num_threads()
+
+
+# --------------------------------------------------------------------------- runners
+
+
+class Runner(Protocol):
+    """Turns a collated batch (``InputEncoder.collate``) into (stance, toxicity) logits."""
+
+    def __call__(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class TorchRunner:
+    """Runs a (possibly quantized) :class:`ThreadguardModel` on ``device``."""
+
+    def __init__(self, model: ThreadguardModel, device: torch.device) -> None:
+        self.model = model
+        self.device = device
+
+    def __call__(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        output = self.model(**{k: v.to(self.device) for k, v in batch.items()})
+        return cast(torch.Tensor, output.stance_logits), cast(torch.Tensor, output.toxicity_logits)
+
+
+def quantize_int8(model: ThreadguardModel) -> ThreadguardModel:
+    """A copy of ``model`` whose encoder ``nn.Linear`` layers are dynamically int8-quantized.
+
+    Weights are stored as int8 (per tensor), activations are quantized on the fly per
+    batch; the heads stay float32 (they are tiny and carry the decision). CPU only.
+    ``model`` itself is left as it was; the copy shares its other tensors (embeddings,
+    LayerNorms, heads) with it instead of duplicating them, so once ``model`` is
+    dropped only the int8 weights remain of its Linear layers.
+    """
+    quantization = getattr(getattr(torch, "ao", None), "quantization", None)
+    if quantization is None or not hasattr(quantization, "quantize_dynamic"):
+        raise BackendUnavailableError("this torch build has no dynamic quantization")
+    if model.device.type != "cpu":
+        raise BackendUnavailableError("int8 dynamic quantization runs on the CPU only")
+    engines = [e for e in torch.backends.quantized.supported_engines if e != "none"]
+    if not engines:
+        raise BackendUnavailableError("this torch build has no quantized CPU engine")
+    if torch.backends.quantized.engine == "none":
+        torch.backends.quantized.engine = engines[0]
+    quantized = copy_model(model, share_tensors=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the eager-mode API is deprecated, still works
+        quantization.quantize_dynamic(
+            quantized.encoder, {nn.Linear}, dtype=torch.qint8, inplace=True
+        )
+    return quantized.eval()
+
+
+def copy_model(model: ThreadguardModel, *, share_tensors: bool = False) -> ThreadguardModel:
+    """A deep copy of ``model`` sharing its tokenizer; and its tensors with ``share_tensors``.
+
+    A copy that shares tensors has its own modules (which can be swapped, e.g. for
+    quantized ones) over the same parameters and buffers: only for inference.
+    """
+    import copy
+
+    memo: dict[int, Any] = {id(model.tokenizer): model.tokenizer}
+    memo[id(model.input_encoder)] = model.input_encoder
+    if share_tensors:
+        for tensor in (*model.parameters(), *model.buffers()):
+            memo[id(tensor)] = tensor
+    return copy.deepcopy(model, memo)
+
+
+# --------------------------------------------------------------------------- ONNX
+
+
+def _require_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as err:
+        raise BackendUnavailableError(
+            "the 'onnx' backend needs onnxruntime and onnx: pip install onnxruntime onnx "
+            "(or threadguard[onnx]); or use backend='int8' or 'torch'"
+        ) from err
+    return onnxruntime
+
+
+def _input_names(model: ThreadguardModel) -> list[str]:
+    names = ["input_ids", "attention_mask"]
+    if model.input_encoder._with_types:
+        names.append("token_type_ids")
+    mode = model.config.toxicity_input
+    if mode == "comment_span":
+        names.append("comment_mask")
+    elif mode == "comment":
+        names += ["comment_input_ids", "comment_attention_mask"]
+        if model.input_encoder._with_types:
+            names.append("comment_token_type_ids")
+    return names
+
+
+class _Exportable(nn.Module):
+    """Positional inputs and a tuple of logits, as the ONNX exporter wants them."""
+
+    def __init__(self, model: ThreadguardModel, names: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.names = names
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        output = self.model(**dict(zip(self.names, inputs, strict=True)))
+        return output.stance_logits, output.toxicity_logits
+
+
+def model_fingerprint(model: ThreadguardModel) -> str:
+    """Hash of everything an export depends on: config, every tensor, the versions."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    digest.update(f"torch {torch.__version__} opset {ONNX_OPSET}".encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()[:20]
+
+
+def default_cache_dir() -> Path:
+    """``$THREADGUARD_CACHE/onnx``, else ``$XDG_CACHE_HOME`` (or ``~/.cache``)/threadguard/onnx."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]) / "onnx"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "threadguard" / "onnx"
+
+
+def export_onnx(model: ThreadguardModel, path: str | Path) -> Path:
+    """Export ``model`` (float32, CPU) to an ONNX file at ``path`` with dynamic batch and length.
+
+    Needs the ``onnx`` package (the exporter writes through it).
+    """
+    try:
+        import onnx  # noqa: F401
+    except ImportError as err:
+        raise BackendUnavailableError(
+            "exporting to ONNX needs the onnx package: pip install onnx onnxruntime"
+        ) from err
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = copy_model(model).to("cpu").float().eval()
+    names = _input_names(model)
+    # An example with padding, a target and a comment so that every branch is traced
+    # the way real batches take it.
+    batch = model.input_encoder(
+        ["the article", ""], ["", ""], ["a comment on it, with a few more words", "short"]
+    )
+    wrapper = _Exportable(model, names).eval()  # export restores this module's mode
+    alone = {"comment_input_ids", "comment_attention_mask", "comment_token_type_ids"}
+    dynamic = {  # the comment-alone inputs have their own length; comment_mask the pair's
+        name: {0: "batch", 1: "comment_sequence" if name in alone else "sequence"} for name in names
+    }
+    dynamic.update({"stance_logits": {0: "batch"}, "toxicity_logits": {0: "batch"}})
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python code
+        torch.onnx.export(
+            wrapper,
+            tuple(batch[name] for name in names),
+            str(tmp),
+            input_names=names,
+            output_names=["stance_logits", "toxicity_logits"],
+            dynamic_axes=dynamic,
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+    tmp.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
+    logger.info("exported %s inputs %s to %s", type(model).__name__, names, path)
+    return path
+
+
+def optimize_onnx(src: Path, dst: Path, model: ThreadguardModel) -> Path:
+    """Fuse attention, LayerNorm and GELU subgraphs (``onnxruntime.transformers``); ``dst``.
+
+    Falls back to a copy of ``src`` (and logs why) when the optimizer cannot handle
+    the graph: the result is then merely unfused, never wrong.
+    """
+    import shutil
+
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        config = _unwrap_config(model)
+        optimized = optimize_model(
+            str(src),
+            model_type="bert",
+            num_heads=int(config.num_attention_heads),
+            hidden_size=int(config.hidden_size),
+            opt_level=0,  # the fusions only; the session applies ORT's own passes
+        )
+        optimized.save_model_to_file(str(tmp))
+    except Exception as err:  # an optimizer failure must not stop inference
+        logger.warning("ONNX transformer fusions failed (%s); using the plain export", err)
+        shutil.copyfile(src, tmp)
+    tmp.replace(dst)
+    return dst
+
+
+def quantize_onnx(src: Path, dst: Path) -> Path:
+    """ONNX Runtime's dynamic int8 quantization of the encoder's MatMul weights (per channel).
+
+    Embedding lookups and the heads (``Gemm``) stay float32, as with :func:`quantize_int8`.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp.onnx")
+    quantize_dynamic(
+        str(src),
+        str(tmp),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul", "Attention"],  # not the embeddings (Gather), not the heads
+        # the fused (com.microsoft) nodes defeat ONNX shape inference: they are float32
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+    tmp.replace(dst)
+    return dst
+
+
+def _unwrap_config(model: ThreadguardModel) -> Any:
+    encoder: Any = model.encoder
+    get_base_model = getattr(encoder, "get_base_model", None)
+    return (get_base_model() if callable(get_base_model) else encoder).config
+
+
+class OnnxRunner:
+    """Runs an ONNX export of a :class:`ThreadguardModel` with ONNX Runtime on the CPU.
+
+    The model is exported once (:func:`export_onnx`), its transformer subgraphs fused
+    (:func:`optimize_onnx`) and, with ``quantize``, its MatMul weights quantized to int8
+    (:func:`quantize_onnx`); each step's file is cached under ``cache_dir`` by a hash of
+    the model's weights and config (:func:`model_fingerprint`), so later loads of the
+    same model skip them.
+
+    Args:
+        model: the model (float32).
+        num_threads: ONNX Runtime intra-op threads; default torch's current setting.
+        cache_dir: where the files go; default :func:`default_cache_dir`.
+        quantize: run the int8 model (the ``"onnx-int8"`` backend).
+        optimize: apply the transformer fusions.
+    """
+
+    def __init__(
+        self,
+        model: ThreadguardModel,
+        *,
+        num_threads: int | None = None,
+        cache_dir: str | Path | None = None,
+        quantize: bool = False,
+        optimize: bool = True,
+    ) -> None:
+        ort = _require_onnxruntime()
+        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        stem = folder / model_fingerprint(model)
+        path = stem.with_suffix(".onnx")
+        if not path.exists():
+            export_onnx(model, path)
+        if optimize:
+            fused = stem.with_suffix(".fused.onnx")
+            path = fused if fused.exists() else optimize_onnx(path, fused, model)
+        if quantize:
+            int8 = path.with_suffix(".int8.onnx")
+            path = int8 if int8.exists() else quantize_onnx(path, int8)
+        self.path = path
+        self.names = _input_names(model)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+
+    def __call__(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        feed = {name: batch[name].cpu().numpy() for name in self.names}
+        stance, toxicity = self.session.run(None, feed)
+        return torch.from_numpy(np.asarray(stance)), torch.from_numpy(np.asarray(toxicity))
+
+
+def make_runner(
+    model: ThreadguardModel,
+    backend: str,
+    device: torch.device,
+    num_threads: int | None = None,
+) -> tuple[ThreadguardModel, Runner]:
+    """The model to expose (the quantized copy for ``int8``) and the runner for ``backend``."""
+    backend = check_backend(backend)
+    if backend != "torch" and device.type != "cpu":
+        raise BackendUnavailableError(
+            f"backend {backend!r} runs on the CPU; use backend='torch' on {device}"
+        )
+    if backend == "int8":
+        model = quantize_int8(model)
+    if backend in ("onnx", "onnx-int8"):
+        return model, OnnxRunner(model, num_threads=num_threads, quantize=backend == "onnx-int8")
+    return model, TorchRunner(model, device)
+
+
+def onnx_available() -> bool:
+    """Whether the ``onnx`` backend can run here (onnxruntime and onnx importable)."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+__all__ = [
+    "BACKENDS",
+    "CACHE_ENV",
+    "SERVING_BACKEND",
+    "Backend",
+    "BackendUnavailableError",
+    "OnnxRunner",
+    "Runner",
+    "TorchRunner",
+    "available_cores",
+    "check_backend",
+    "default_cache_dir",
+    "export_onnx",
+    "make_runner",
+    "model_fingerprint",
+    "onnx_available",
+    "quantize_int8",
+    "resolve_backend",
+    "set_threads",
+]
