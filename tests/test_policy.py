@@ -142,12 +142,13 @@ def test_threshold_is_inclusive_and_unnamed_labels_never_decide() -> None:
 
 
 def test_decision_carries_reasons_every_score_and_the_stance() -> None:
-    decision = Policy.default().decide(prediction(spam=0.97))
+    decision = Policy.default().decide(prediction(spam=0.99))
     out = decision.to_dict()
     assert json.loads(json.dumps(out)) == out
     assert out["decision"] == "reject"
+    spam_rule = DEFAULT_POLICY["labels"]["spam"]
     assert out["reasons"] == [
-        {"label": "spam", "score": 0.97, "threshold": 0.9, "action": "reject"}
+        {"label": "spam", "score": 0.99, "threshold": spam_rule["threshold"], "action": "reject"}
     ]
     assert set(out["scores"]) == set(TOXICITY_LABELS)
     assert out["stance"]["label"] == "comment"
