@@ -502,6 +502,11 @@ def main_table(rows: Sequence[Row], threads: Sequence[int]) -> str:
     return markdown(header, body)
 
 
+def _times(ratio: float) -> str:
+    """``5.34×``; small ratios keep two significant digits (``0.0027×``) instead of ``0.00×``."""
+    return f"{ratio:.2f}×" if ratio >= 0.1 else f"{ratio:.2g}×"
+
+
 def ratio_table(rows: Sequence[Row], threads: Sequence[int]) -> str:
     ours = [r for r in rows if r.system.startswith("threadguard")]
     peers = [r for r in rows if not r.system.startswith("threadguard")]
@@ -511,8 +516,8 @@ def ratio_table(rows: Sequence[Row], threads: Sequence[int]) -> str:
     body = []
     for o in ours:
         line: list[Any] = [o.system]
-        line += [f"{o.throughput[best] / p.throughput[best]:.2f}×" for p in peers]
-        line += [f"{o.p50[min(threads)] / p.p50[min(threads)]:.2f}×" for p in peers]
+        line += [_times(o.throughput[best] / p.throughput[best]) for p in peers]
+        line += [_times(o.p50[min(threads)] / p.p50[min(threads)]) for p in peers]
         body.append(line)
     note = (
         f"(throughput at {best} threads; latency p50 at {min(threads)} thread(s); "

@@ -114,8 +114,9 @@ BackendOption = Annotated[
     BackendChoice,
     typer.Option(
         "--backend",
-        help="How the model runs: auto (the fastest one measured to keep the labels: "
-        "int8-quantized on a CPU, float on CUDA), torch (float32 reference), int8, "
-        "onnx or onnx-int8 (these two need threadguard[onnx]). See docs/speed.md.",
+        help="How the model runs: auto (the fastest backend measured to stay within 0.5 "
+        "points of the reference's test metrics: today torch), torch (float32 reference), "
+        "int8 or onnx-int8 (about 2x faster on a CPU, scores move: see docs/speed.md), onnx "
+        "(onnx and onnx-int8 need threadguard[onnx]).",
     ),
 ]
