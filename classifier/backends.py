@@ -71,8 +71,10 @@ def resolve_backend(backend: str, device: str | torch.device = "cpu") -> Backend
     when onnxruntime is not installed), and the float reference ``"torch"`` on any
     other device. What the CLI's ``score`` and ``serve`` use unless told otherwise.
     """
+    if backend not in (*BACKENDS, "auto"):
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}, auto")
     if backend != "auto":
-        return check_backend(backend)
+        return cast(Backend, backend)
     if torch.device(device).type != "cpu":
         return "torch"
     if SERVING_BACKEND.startswith("onnx") and not onnx_available():
@@ -81,14 +83,6 @@ def resolve_backend(backend: str, device: str | torch.device = "cpu") -> Backend
 
 
 # --------------------------------------------------------------------------- threads
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 def set_threads(num_threads: int | None) -> int:
@@ -425,7 +419,6 @@ __all__ = [
     "OnnxRunner",
     "Runner",
     "TorchRunner",
-    "available_cores",
     "check_backend",
     "default_cache_dir",
     "export_onnx",

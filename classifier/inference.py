@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import transformers
 
-from classifier.backends import BACKENDS, Backend, Runner, make_runner, resolve_backend, set_threads
+from classifier.backends import Backend, Runner, make_runner, resolve_backend, set_threads
 from classifier.modeling import EncodedInput, ThreadguardModel
 
 logger = logging.getLogger(__name__)
@@ -105,9 +105,6 @@ class Predictor:
             ``device`` (:func:`classifier.backends.resolve_backend`). With ``"int8"``,
             :attr:`model` is the quantized copy; :attr:`backend` is the one in use.
     """
-
-    #: The backends ``backend`` accepts.
-    BACKENDS = BACKENDS
 
     def __init__(
         self,

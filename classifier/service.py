@@ -54,7 +54,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from classifier import __version__
-from classifier.backends import BACKENDS, onnx_available
+from classifier.backends import onnx_available, resolve_backend
 from classifier.inference import compute_model_version
 from classifier.policy import Decision, Policy
 from classifier.targets import CommentItem, comment_item, stance_target, trim_words
@@ -156,10 +156,10 @@ class ServiceSettings:
             raise ServiceConfigError(f"batch_tokens must be positive, got {self.batch_tokens}")
         if self.threads is not None and self.threads < 1:
             raise ServiceConfigError(f"threads must be positive, got {self.threads}")
-        if self.backend != "auto" and self.backend not in BACKENDS:
-            raise ServiceConfigError(
-                f"unknown backend {self.backend!r}; known: auto, {', '.join(BACKENDS)}"
-            )
+        try:
+            resolve_backend(self.backend)
+        except ValueError as exc:
+            raise ServiceConfigError(str(exc)) from None
         if self.backend.startswith("onnx") and not onnx_available():
             raise ServiceConfigError(
                 f"backend {self.backend!r} needs onnxruntime and onnx: "

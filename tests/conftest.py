@@ -28,9 +28,27 @@ from transformers import (
 )
 
 from classifier.modeling import ModelConfig, ThreadguardModel
+from classifier.policy import Policy
 
 #: Words the tiny BERT vocabulary knows whole; anything else is spelled out in
 #: single characters and ``##`` pieces, so arbitrary English text tokenizes.
+#: A fixed policy over every toxicity label, for tests whose expected decisions are written
+#: against known thresholds (the shipped default policy is tuned to the shipped model and
+#: changes with it).
+STRICT_POLICY = Policy.from_dict(
+    {
+        "labels": {
+            "toxicity": {"threshold": 0.8, "action": "review"},
+            "severe_toxicity": {"threshold": 0.7, "action": "reject"},
+            "obscene": {"threshold": 0.9, "action": "review"},
+            "threat": {"threshold": 0.7, "action": "reject"},
+            "insult": {"threshold": 0.85, "action": "review"},
+            "identity_attack": {"threshold": 0.7, "action": "review"},
+            "spam": {"threshold": 0.9, "action": "reject"},
+        }
+    }
+)
+
 TINY_WORDS = [
     "the",
     "a",

@@ -181,7 +181,6 @@ def test_set_threads(tiny_model: ThreadguardModel) -> None:
             backends.set_threads(0)
     finally:
         torch.set_num_threads(before)
-    assert backends.available_cores() >= 1
 
 
 def test_auto_picks_the_serving_backend_on_cpu_and_the_reference_elsewhere(

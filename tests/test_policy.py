@@ -14,6 +14,7 @@ from classifier.modeling import ThreadguardModel
 from classifier.policy import DEFAULT_POLICY, Decision, Policy, Reason, Rule
 from classifier.schema import Article, Comment, Thread
 from classifier.targets import comment_item, stance_target, thread_items, trim_words
+from tests.conftest import STRICT_POLICY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,21 +110,8 @@ def test_round_trip_and_duplicates() -> None:
 # --------------------------------------------------------------------------- deciding
 
 
-STRICT = Policy.from_dict(
-    {
-        "labels": {
-            "toxicity": {"threshold": 0.8, "action": "review"},
-            "severe_toxicity": {"threshold": 0.7, "action": "reject"},
-            "insult": {"threshold": 0.85, "action": "review"},
-            "threat": {"threshold": 0.7, "action": "reject"},
-            "spam": {"threshold": 0.9, "action": "reject"},
-        }
-    }
-)
-
-
 def test_decision_is_the_strictest_triggered_action() -> None:
-    policy = STRICT
+    policy = STRICT_POLICY
     assert policy.decide(prediction()).decision == "approve"
     review = policy.decide(prediction(toxicity=0.95, insult=0.9))
     assert review.decision == "review"
@@ -158,7 +146,7 @@ def test_decision_carries_reasons_every_score_and_the_stance() -> None:
 
 
 def test_a_rule_the_model_cannot_apply_is_an_error() -> None:
-    policy = STRICT
+    policy = STRICT_POLICY
     with pytest.raises(ValueError, match=r"rules for \['severe_toxicity', 'threat'"):
         policy.check_labels(["toxicity", "obscene", "insult", "identity_attack", "spam"])
     policy.check_labels(TOXICITY_LABELS)

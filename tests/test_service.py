@@ -40,7 +40,6 @@ from classifier.client import (
 from classifier.inference import NoDefaultModelError, Predictor, load_model
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
 from classifier.modeling import ModelConfig, ThreadguardModel
-from classifier.policy import Policy
 from classifier.service import (
     MicroBatcher,
     ServiceConfigError,
@@ -48,6 +47,7 @@ from classifier.service import (
     create_app,
 )
 from classifier.targets import comment_item
+from tests.conftest import STRICT_POLICY
 
 #: Loading a model sets torch's (process-wide) thread count: keep the test session's.
 THREADS = torch.get_num_threads()
@@ -133,23 +133,6 @@ def running(app: FastAPI, *, wait_ready: bool = True) -> Iterator[str]:
         sock.close()
 
 
-#: The thresholds the fake predictor's keyword scores are written against (the shipped default
-#: policy is tuned to the shipped model and may change with it).
-FAKE_POLICY = Policy.from_dict(
-    {
-        "labels": {
-            "toxicity": {"threshold": 0.8, "action": "review"},
-            "severe_toxicity": {"threshold": 0.7, "action": "reject"},
-            "obscene": {"threshold": 0.9, "action": "review"},
-            "threat": {"threshold": 0.7, "action": "reject"},
-            "insult": {"threshold": 0.85, "action": "review"},
-            "identity_attack": {"threshold": 0.7, "action": "review"},
-            "spam": {"threshold": 0.9, "action": "reject"},
-        }
-    }
-)
-
-
 def settings(**kw: Any) -> ServiceSettings:
     base: dict[str, Any] = {
         "token": TOKEN,
@@ -164,7 +147,7 @@ def settings(**kw: Any) -> ServiceSettings:
 def service() -> Iterator[tuple[str, FakePredictor, FastAPI]]:
     fake = FakePredictor()
     app = create_app(
-        settings(max_comment_chars=500, max_batch=4), predictor=fake, policy=FAKE_POLICY
+        settings(max_comment_chars=500, max_batch=4), predictor=fake, policy=STRICT_POLICY
     )
     with running(app) as url:
         yield url, fake, app
@@ -371,7 +354,7 @@ def test_overload_answers_503_at_once_and_a_stuck_model_times_out() -> None:
     gate.set()
     fake = FakePredictor(gate=gate)
     app = create_app(
-        settings(max_in_flight=2, request_timeout_s=1.0), predictor=fake, policy=FAKE_POLICY
+        settings(max_in_flight=2, request_timeout_s=1.0), predictor=fake, policy=STRICT_POLICY
     )
     state = app.state.threadguard
     with running(app) as url, ThreadguardClient(url, token=TOKEN, retries=0, timeout=10) as c:
@@ -486,7 +469,7 @@ def test_wordpress_pre_comment_approved(client: ThreadguardClient, service: Any)
 
 def test_readiness_before_and_after_warm_up() -> None:
     gate = threading.Event()
-    app = create_app(settings(), predictor=FakePredictor(gate=gate), policy=FAKE_POLICY)
+    app = create_app(settings(), predictor=FakePredictor(gate=gate), policy=STRICT_POLICY)
     with running(app, wait_ready=False) as url:
         assert httpx.get(url + "/healthz").status_code == 200
         before = httpx.get(url + "/readyz")
@@ -509,7 +492,7 @@ def test_readiness_before_and_after_warm_up() -> None:
 def test_concurrent_requests_are_scored_together() -> None:
     def concurrent_batches(batching: bool) -> list[int]:
         fake = FakePredictor(delay=0.05)
-        app = create_app(settings(batching=batching), predictor=fake, policy=FAKE_POLICY)
+        app = create_app(settings(batching=batching), predictor=fake, policy=STRICT_POLICY)
         with running(app) as url:
             warm = len(fake.calls)
 

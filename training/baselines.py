@@ -350,7 +350,7 @@ def resolve_model(spec: str, batch_size: int = 32, device: str = "cpu") -> Score
     or a Hugging Face Hub id of a saved threadguard model; a model may end in
     ``@BACKEND`` (``classifier/default_model@int8``) to be run by that backend of
     :mod:`classifier.backends` instead of the float32 reference."""
-    from classifier.backends import BACKENDS
+    from classifier.backends import check_backend
     from classifier.modeling import CONFIG_FILE
 
     if spec.startswith("baseline:"):
@@ -361,9 +361,11 @@ def resolve_model(spec: str, batch_size: int = 32, device: str = "cpu") -> Score
     backend = "torch"
     stem, at, suffix = spec.rpartition("@")
     if at and not Path(spec).expanduser().exists():
-        if suffix not in BACKENDS:
-            raise ValueError(f"{spec}: unknown backend {suffix!r}; known: {', '.join(BACKENDS)}")
-        spec_path, backend = stem, suffix
+        try:
+            backend = check_backend(suffix)
+        except ValueError as exc:
+            raise ValueError(f"{spec}: {exc}") from None
+        spec_path = stem
     else:
         spec_path = spec
     path = Path(spec_path).expanduser()
