@@ -183,7 +183,7 @@ def describe_lengths(values: Sequence[int]) -> str:
 
 
 def default_model_dir() -> Path | None:
-    from classifier.inference import DEFAULT_MODEL_DIR
+    from classifier.runtime import DEFAULT_MODEL_DIR
 
     return DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "threadguard_config.json").exists() else None
 
@@ -252,7 +252,7 @@ class Scorer:
 
 
 class PredictorScorer(Scorer):
-    """threadguard through its :class:`~classifier.inference.Predictor`."""
+    """threadguard through the predictor `threadguard score` uses (:func:`~classifier.runtime.load_predictor`)."""
 
     def __init__(self, predictor: Any) -> None:
         self.predictor = predictor
@@ -345,13 +345,11 @@ class Setup:
     def make(self, system: str, threads: int) -> Scorer:
         kind, _, backend = system.partition(":")
         if kind == "ours":
-            from classifier.inference import Predictor, load_model
+            from classifier.runtime import load_predictor
 
-            predictor = Predictor(
-                load_model(self.model),
-                batch_size=self.batch_size,
-                num_threads=threads,
-                backend=backend,
+            # as `threadguard score` and `serve` load it: the ONNX backends without torch
+            predictor = load_predictor(
+                self.model, batch_size=self.batch_size, num_threads=threads, backend=backend
             )
             return PredictorScorer(predictor)
         if kind == "profanity":

@@ -28,58 +28,29 @@ import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast, get_args
+from typing import Any, Protocol, cast
 
-import numpy as np
 import torch
 from torch import nn
 
 from classifier.modeling import ThreadguardModel
+from classifier.runtime import (
+    BACKENDS,
+    CACHE_ENV,
+    SERVING_BACKEND,
+    Backend,
+    BackendUnavailableError,
+    OnnxSession,
+    check_backend,
+    default_cache_dir,
+    onnx_available,
+    require_onnxruntime,
+    resolve_backend,
+)
 
 logger = logging.getLogger(__name__)
 
-Backend = Literal["torch", "int8", "onnx", "onnx-int8"]
-BACKENDS: tuple[str, ...] = get_args(Backend)
-
-#: The backend that serving and bulk scoring use on a CPU unless told otherwise: the
-#: fastest one whose test metrics stay within 0.5 points of the float32 reference on every
-#: corpus (docs/speed.md). Measured on the shipped model, ``int8`` moves them by up to 4
-#: points and ``onnx-int8`` by up to 0.7 (OLID), so it is the reference for now; both
-#: quantized backends are there to be chosen (``--backend``) where speed matters more.
-SERVING_BACKEND: Backend = "torch"
-
-#: Environment variable naming the folder where ONNX exports are cached.
-CACHE_ENV = "THREADGUARD_CACHE"
 ONNX_OPSET = 17
-
-
-class BackendUnavailableError(RuntimeError):
-    """A backend needs a package that is not installed, or a device it cannot use."""
-
-
-def check_backend(backend: str) -> Backend:
-    """``backend`` if it is known, else ``ValueError`` listing the known ones."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
-    return cast(Backend, backend)
-
-
-def resolve_backend(backend: str, device: str | torch.device = "cpu") -> Backend:
-    """The backend to run: ``backend`` itself, or for ``"auto"`` the best one available.
-
-    ``"auto"`` is :data:`SERVING_BACKEND` on a CPU (its ``int8`` torch counterpart
-    when onnxruntime is not installed), and the float reference ``"torch"`` on any
-    other device. What the CLI's ``score`` and ``serve`` use unless told otherwise.
-    """
-    if backend not in (*BACKENDS, "auto"):
-        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}, auto")
-    if backend != "auto":
-        return cast(Backend, backend)
-    if torch.device(device).type != "cpu":
-        return "torch"
-    if SERVING_BACKEND.startswith("onnx") and not onnx_available():
-        return "int8" if SERVING_BACKEND == "onnx-int8" else "torch"
-    return SERVING_BACKEND
 
 
 # --------------------------------------------------------------------------- threads
@@ -167,27 +138,16 @@ def copy_model(model: ThreadguardModel, *, share_tensors: bool = False) -> Threa
 # --------------------------------------------------------------------------- ONNX
 
 
-def _require_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as err:
-        raise BackendUnavailableError(
-            "the 'onnx' backend needs onnxruntime and onnx: pip install onnxruntime onnx "
-            "(or threadguard[onnx]); or use backend='int8' or 'torch'"
-        ) from err
-    return onnxruntime
-
-
 def _input_names(model: ThreadguardModel) -> list[str]:
     names = ["input_ids", "attention_mask"]
-    if model.input_encoder._with_types:
+    if model.input_encoder.with_types:
         names.append("token_type_ids")
     mode = model.config.toxicity_input
     if mode == "comment_span":
         names.append("comment_mask")
     elif mode == "comment":
         names += ["comment_input_ids", "comment_attention_mask"]
-        if model.input_encoder._with_types:
+        if model.input_encoder.with_types:
             names.append("comment_token_type_ids")
     return names
 
@@ -215,14 +175,6 @@ def model_fingerprint(model: ThreadguardModel) -> str:
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()[:20]
-
-
-def default_cache_dir() -> Path:
-    """``$THREADGUARD_CACHE/onnx``, else ``$XDG_CACHE_HOME`` (or ``~/.cache``)/threadguard/onnx."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]) / "onnx"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "threadguard" / "onnx"
 
 
 def export_onnx(model: ThreadguardModel, path: str | Path) -> Path:
@@ -351,7 +303,7 @@ class OnnxRunner:
         quantize: bool = False,
         optimize: bool = True,
     ) -> None:
-        ort = _require_onnxruntime()
+        require_onnxruntime()
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         stem = folder / model_fingerprint(model)
         path = stem.with_suffix(".onnx")
@@ -365,20 +317,13 @@ class OnnxRunner:
             path = int8 if int8.exists() else quantize_onnx(path, int8)
         self.path = path
         self.names = _input_names(model)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self.session = OnnxSession(path, num_threads or torch.get_num_threads())
+        if self.session.names != self.names:  # a stale or foreign file under the same name
+            raise RuntimeError(f"{path} takes {self.session.names}, the model gives {self.names}")
 
     def __call__(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        feed = {name: batch[name].cpu().numpy() for name in self.names}
-        stance, toxicity = self.session.run(None, feed)
-        return torch.from_numpy(np.asarray(stance)), torch.from_numpy(np.asarray(toxicity))
+        stance, toxicity = self.session.run({k: batch[k].cpu().numpy() for k in self.names})
+        return torch.from_numpy(stance), torch.from_numpy(toxicity)
 
 
 def make_runner(
@@ -398,16 +343,6 @@ def make_runner(
     if backend in ("onnx", "onnx-int8"):
         return model, OnnxRunner(model, num_threads=num_threads, quantize=backend == "onnx-int8")
     return model, TorchRunner(model, device)
-
-
-def onnx_available() -> bool:
-    """Whether the ``onnx`` backend can run here (onnxruntime and onnx importable)."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Threads come from :mod:`classifier.readers` one at a time; their comments are
 gathered into chunks of a few hundred, scored by the one batched
-:class:`~classifier.inference.Predictor` (which sorts each chunk by length),
+:class:`~classifier.runtime.BatchPredictor` (which sorts each chunk by length),
 and written out as one row per comment. Memory stays constant however large
 the input: at most one chunk of comments (and the thread being read) is held.
 
@@ -24,14 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import torch
 from tqdm.auto import tqdm
 
-from classifier.inference import Predictor, compute_model_version, load_model
 from classifier.ingest import ParseSummary, iter_inputs, write_error
-from classifier.modeling import ThreadguardModel
 from classifier.policy import Policy
 from classifier.readers import ParsedItem, ReadOptions
+from classifier.runtime import BatchPredictor, load_predictor
 from classifier.schema import Comment, ErrorRecord, Thread
 from classifier.targets import CommentItem, stance_target, thread_items
 from classifier.writers import OutputFormat, open_row_writer
@@ -56,7 +54,7 @@ class ModelInfo:
 
 def score_items(
     items: Iterable[ParsedItem],
-    predictor: Predictor,
+    predictor: BatchPredictor,
     model: ModelInfo,
     policy: Policy | None = None,
     chunk_size: int = CHUNK_COMMENTS,
@@ -141,20 +139,17 @@ class ScoreSummary(ParseSummary):
         ]
 
 
-def model_info(
-    model: ThreadguardModel, path: str | Path | None, backend: str = "torch"
-) -> ModelInfo:
-    """Name, version and backend of a loaded model, as rows and the service report them."""
-    version = compute_model_version(model, path)
-    name, _, digest = version.rpartition("-")
-    return ModelInfo(name=name or "threadguard", version=digest, backend=backend)
+def model_info(predictor: BatchPredictor) -> ModelInfo:
+    """Name, version and backend of a predictor's model, as rows and the service report them."""
+    name, _, digest = predictor.model_version.rpartition("-")
+    return ModelInfo(name=name or "threadguard", version=digest, backend=predictor.backend)
 
 
 @dataclass
 class ScoreRun:
     """A loaded model, its predictor and (optionally) a moderation policy, ready to score."""
 
-    predictor: Predictor
+    predictor: BatchPredictor
     info: ModelInfo
     policy: Policy | None = None
 
@@ -174,15 +169,13 @@ class ScoreRun:
         ``backend`` runs it (:mod:`classifier.backends`; ``auto``: the fastest one
         measured to stay within 0.5 points of the float32 reference, for ``device``).
         """
-        model = load_model(model_path)
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
-        rules = None
-        if moderate or policy is not None:
-            rules = Policy.load(policy)
-            rules.check_labels(model.toxicity_labels)
-        predictor = Predictor(model, batch_size=batch_size, device=device, backend=backend)
-        return cls(predictor, model_info(model, model_path, predictor.backend), rules)
+        rules = Policy.load(policy) if moderate or policy is not None else None
+        predictor = load_predictor(
+            model_path, batch_size=batch_size, device=device, backend=backend
+        )
+        if rules is not None:
+            rules.check_labels(predictor.toxicity_labels)
+        return cls(predictor, model_info(predictor), rules)
 
     def run(
         self,

@@ -54,13 +54,12 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from classifier import __version__
-from classifier.backends import onnx_available, resolve_backend
-from classifier.inference import compute_model_version
 from classifier.policy import Decision, Policy
+from classifier.runtime import load_predictor, onnx_available, resolve_backend
 from classifier.targets import CommentItem, comment_item, stance_target, trim_words
 
 if TYPE_CHECKING:
-    from classifier.inference import Prediction
+    from classifier.runtime import Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ class ServiceConfigError(ValueError):
 
 
 class PredictorLike(Protocol):
-    """What the service needs of a predictor: :meth:`classifier.inference.Predictor.predict`."""
+    """What the service needs of a predictor: :meth:`classifier.runtime.BatchPredictor.predict`."""
 
     def predict(self, items: Any) -> list[Prediction]: ...
 
@@ -572,18 +571,15 @@ class ServiceState:
 
     def load(self) -> None:
         """Load the model named by the settings (``None``: the default model)."""
-        from classifier.inference import Predictor, load_model
-
-        model = load_model(self.settings.model)
-        version = compute_model_version(model, self.settings.model)
         threads = self.settings.threads or default_threads()
-        predictor = Predictor(
-            model,
+        predictor = load_predictor(
+            self.settings.model,
             batch_size=self.settings.batch_size,
             num_threads=threads,
             max_batch_tokens=self.settings.batch_tokens,
             backend=self.settings.backend,
         )
+        version = predictor.model_version
         if predictor.backend != "torch":  # its scores differ slightly from the reference's
             version += f"-{predictor.backend}"
         self.predictor = predictor

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from classifier import inference
+from classifier import runtime
 from classifier.inference import NoDefaultModelError, Predictor, load_model
 from classifier.modeling import ModelConfig, ThreadguardModel
 
@@ -101,7 +101,7 @@ def test_num_threads_is_applied(tiny_model: ThreadguardModel) -> None:
 def test_load_model(
     tiny_model: ThreadguardModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(inference, "DEFAULT_MODEL_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(runtime, "DEFAULT_MODEL_DIR", tmp_path / "not-installed")
     with pytest.raises(NoDefaultModelError, match="no default"):
         load_model(None)
     with pytest.raises(FileNotFoundError):
@@ -109,7 +109,7 @@ def test_load_model(
     path = tiny_model.save_pretrained(tmp_path / "model")
     loaded = load_model(path)
     assert Predictor(loaded).predict(ITEMS) == Predictor(tiny_model).predict(ITEMS)
-    monkeypatch.setattr(inference, "DEFAULT_MODEL_DIR", path)  # as if shipped in the package
+    monkeypatch.setattr(runtime, "DEFAULT_MODEL_DIR", path)  # as if shipped in the package
     assert Predictor(load_model()).predict(ITEMS) == Predictor(tiny_model).predict(ITEMS)
 
 

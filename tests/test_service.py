@@ -29,7 +29,7 @@ import uvicorn
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
-from classifier import inference
+from classifier import inference, runtime
 from classifier.cli import app as cli_app
 from classifier.client import (
     RequestRejected,
@@ -644,7 +644,7 @@ def test_a_rule_the_model_lacks_stops_start_up(tiny_encoder_dir: Path, tmp_path:
 def test_without_a_model_folder_the_default_models_error_surfaces(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(inference, "DEFAULT_MODEL_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(runtime, "DEFAULT_MODEL_DIR", tmp_path / "not-installed")
     app = create_app(ServiceSettings(no_auth=True))
     with pytest.raises(NoDefaultModelError):
         asyncio.run(_start(app))

