@@ -22,6 +22,7 @@ from training.evaluate import Settings, measure
 from training.metrics import (
     CalibrationTarget,
     PrimaryData,
+    best_f1_threshold,
     bias_metrics,
     bootstrap_samples,
     choose_threshold,
@@ -212,6 +213,20 @@ def test_thresholds_meet_the_target() -> None:
         CalibrationTarget.parse("recall=0.5")
 
 
+def test_best_f1_threshold() -> None:
+    y = np.array([0, 0, 0, 1, 0, 1, 1, 1])
+    prob = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    threshold, value = best_f1_threshold(y, prob)
+    # .31-.40 (one negative held) and .51-.60 (one positive missed) tie at macro-F1 .873;
+    # the tie goes to the threshold nearest 0.5
+    assert threshold == pytest.approx(0.51)
+    expected = f1_score(y, prob >= 0.4, average="macro")
+    assert value == pytest.approx(expected)
+    for t in np.arange(0.01, 1.0, 0.01):
+        assert f1_score(y, prob >= t, average="macro") <= value + 1e-12
+    assert best_f1_threshold(np.array([0, 1]), np.array([0.3, 0.3]))[0] == 0.5  # flat: 0.5
+
+
 def test_thresholds_yaml_format() -> None:
     text = thresholds_yaml(
         {
@@ -291,7 +306,7 @@ def test_evaluate_command_end_to_end(saved_tiny_model: Path, tmp_path: Path) -> 
             "--model", "baseline:tfidf", "--dataset", "rumoureval2019", "--dataset", "fnc1",
             "--dataset", "olid", "--dataset", "bias_madlibs", "--data-root", str(FIXTURES),
             "--report", str(out), "--bootstrap", "50", "--calibrate", "budget=0.5",
-            "--action", "spam=reject"]  # fmt: skip
+            "--action", "spam=reject", "--tune-thresholds"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "| dataset (rows) | primary metric | tiny-model | baseline:majority |" in result.stdout
@@ -311,6 +326,11 @@ def test_evaluate_command_end_to_end(saved_tiny_model: Path, tmp_path: Path) -> 
     assert fnc["stance"]["fnc"]["max_score"] == pytest.approx(0.25 * 3 + 0.75 * 2)
     assert fnc["primary"]["metric"] == "macro-F1" and len(fnc["primary"]["ci"]) == 2
     assert by[("tiny-model", "olid:test")]["primary"]["metric"].startswith("macro-F1 of toxicity")
+    for name in ("tiny-model", "baseline:tfidf"):  # dev-tuned binary primaries: OLID only
+        tuned = by[(name, "olid:test")]["primary_tuned"]
+        assert 0 < tuned["threshold"] < 1 and 0 <= tuned["dev_value"] <= 1
+        assert tuned["ci"][0] - 1e-9 <= tuned["value"] <= tuned["ci"][1] + 1e-9
+        assert "primary_tuned" not in by[(name, "fnc1:test")]
     bias = by[("baseline:tfidf", "bias_madlibs:test")]["toxicity"]["toxicity"]["bias"]
     assert set(bias) >= {"overall_auc", "final", "subgroups", "power_means"}
     for r in report["results"]:

@@ -42,6 +42,7 @@ from training.metrics import (
     IDENTITY_THRESHOLD,
     CalibrationTarget,
     PrimaryData,
+    best_f1_threshold,
     bias_metrics,
     bootstrap_samples,
     choose_threshold,
@@ -159,6 +160,7 @@ class Settings:
     threshold: float = 0.5
     label_thresholds: dict[str, float] = field(default_factory=dict)
     calibrate: CalibrationTarget | None = None
+    tune_thresholds: bool = False
     actions: dict[str, str] = field(default_factory=dict)
     default_action: str = "review"
     batch_size: int = 32
@@ -362,6 +364,44 @@ def calibrate(
     }
 
 
+def tuned_primary(
+    corpus: str, scorer: Scorer, cache: CorpusCache, found: Measured, settings: Settings
+) -> dict[str, Any] | None:
+    """A binary macro-F1 primary at the threshold that maximizes it on ``corpus``'s dev
+    split (:func:`~training.metrics.best_f1_threshold`), with its bootstrap CI; None
+    when the corpus has no dev split or the model no score for the label.
+
+    The threshold is chosen on dev only, so the figure is a test figure; it shows how
+    much of a gap is the decision threshold (a corpus's notion of "offensive" or "hate"
+    is not the model's 0.5) rather than the ranking.
+    """
+    label = primary_for(corpus).label
+    dev = cache(corpus).get("dev")
+    if dev is None or label is None or label not in found.curves:
+        return None
+    dev = subsample(dev, settings.max_examples, settings.seed)
+    scores = scorer.score(corpus, dev, cache)
+    if scores.toxicity is None or label not in scores.toxicity_labels:
+        return None
+    values = np.asarray(dev[label], dtype=np.float32)
+    known = values >= 0
+    prob = scores.toxicity[known, scores.toxicity_labels.index(label)]
+    threshold, dev_value = best_f1_threshold((values[known] >= 0.5).astype(int), prob)
+    y, test_prob = found.curves[label]
+    data = PrimaryData(
+        "binary_macro_f1", y, pred=(test_prob >= threshold).astype(int), labels=(0, 1), n_classes=2
+    )
+    out: dict[str, Any] = {
+        "threshold": threshold,
+        "dev_value": dev_value,
+        "value": data.value(),
+        "ci": None,
+    }
+    if settings.bootstrap > 0:
+        out["ci"] = percentile_ci(bootstrap_samples(data, settings.bootstrap, settings.seed))
+    return out
+
+
 def run_evaluation(
     models: Sequence[str],
     dataset_specs: Sequence[str],
@@ -407,6 +447,7 @@ def run_evaluation(
             "seed": settings.seed,
             "max_examples": settings.max_examples,
             "calibrate": dataclasses.asdict(settings.calibrate) if settings.calibrate else None,
+            "tune_thresholds": settings.tune_thresholds,
         },
         **{k: [] for k in ("models", "datasets", "results", "comparisons", "plots")},
     }
@@ -431,6 +472,10 @@ def run_evaluation(
             if found.primary is not None and settings.bootstrap > 0:
                 samples[name] = bootstrap_samples(found.primary, settings.bootstrap, settings.seed)
                 found.result["primary"]["ci"] = percentile_ci(samples[name])
+            if settings.tune_thresholds and primary.kind == "binary_macro_f1" and split != "dev":
+                tuned = tuned_primary(corpus, scorer, cache, found, settings)
+                if tuned is not None:
+                    found.result["primary_tuned"] = tuned
             report["results"].append({"model": name, "dataset": key, **found.result})
         first = names[0]
         for name in names[1:]:

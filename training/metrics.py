@@ -371,6 +371,23 @@ class CalibrationTarget:
         return cls(key, number)  # type: ignore[arg-type]
 
 
+def best_f1_threshold(y: np.ndarray, prob: np.ndarray) -> tuple[float, float]:
+    """The threshold (0.01 steps) at which labelling ``prob >= t`` positive gives the
+    highest binary macro-F1 on (dev) labels ``y``, and that macro-F1. Ties go to the
+    threshold nearest 0.5, so a flat curve leaves the usual decision alone."""
+    y = np.asarray(y).astype(int)
+    prob = np.asarray(prob, dtype=float)
+    grid = np.round(np.arange(0.01, 1.0, 0.01), 2)
+    every = np.arange(len(y))[None, :]
+    values = np.array(
+        [macro_f1_resampled(y, (prob >= t).astype(int), (0, 1), 2, every)[0] for t in grid]
+    )
+    best = values.max()
+    candidates = np.flatnonzero(values >= best - 1e-12)
+    i = int(candidates[np.argmin(np.abs(grid[candidates] - 0.5))])
+    return float(grid[i]), float(values[i])
+
+
 def choose_threshold(y: np.ndarray, prob: np.ndarray, target: CalibrationTarget) -> dict[str, Any]:
     """A threshold (a comment is held when its score ≥ it) meeting ``target`` on
     dev examples, from :func:`sklearn.metrics.precision_recall_curve`; the lowest

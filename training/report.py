@@ -207,6 +207,9 @@ def _summary_cell(result: Mapping[str, Any] | None) -> str:
     if not result:
         return "—"
     cell = primary_cell(result.get("primary"))
+    tuned = result.get("primary_tuned")
+    if tuned and cell != "—":
+        cell += f" · at dev-tuned {tuned['threshold']:.2f}: {primary_cell(tuned)}"
     fnc = result.get("stance", {}).get("fnc")
     if fnc and cell != "—":
         cell += f" · FNC {_f(fnc['relative'], 1)} %"

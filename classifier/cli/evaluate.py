@@ -75,6 +75,14 @@ def evaluate(
             "P precision) or budget=B (at most a fraction B of comments held); writes thresholds.yaml."
         ),
     ] = None,
+    tune_thresholds: Annotated[
+        bool,
+        typer.Option(
+            "--tune-thresholds",
+            help="Also give binary macro-F1 primaries (OLID, HatEval) at the threshold that "
+            "maximizes them on each corpus's dev split, per model.",
+        ),
+    ] = False,
     action: Annotated[
         list[str] | None,
         typer.Option(
@@ -121,6 +129,7 @@ def evaluate(
         threshold=default_threshold,
         label_thresholds=label_thresholds,
         calibrate=target,
+        tune_thresholds=tune_thresholds,
         actions=actions,
         default_action=default_action or "review",
         batch_size=batch_size,
