@@ -557,17 +557,16 @@ def scaling(
     runs: int,
 ) -> str:
     """Throughput (comments/s) of threadguard by input length (pair tokens) and batch size."""
-    from classifier.inference import Predictor, load_model
+    from classifier.runtime import load_predictor
 
-    model = load_model(setup.model)
+    predictors = {b: load_predictor(setup.model, num_threads=threads, backend=b) for b in backends}
+    encoder = next(iter(predictors.values())).input_encoder
     pool, _ = make_workload(max(4000, 8 * per_bucket), setup.seed + 1, setup.data_root, 0.1)
     lengths = [
         len(e)
-        for e in model.input_encoder.encode(
-            [it["target"] for it in pool], None, [it["text"] for it in pool]
-        )
+        for e in encoder.encode([it["target"] for it in pool], None, [it["text"] for it in pool])
     ]
-    limit = model.config.max_length
+    limit = encoder.max_length
     edges = [b for b in LENGTH_BUCKETS if b < limit] + [limit]
     buckets: list[tuple[str, list[Item]]] = []
     low = 0
@@ -578,16 +577,16 @@ def scaling(
         low = high
     header = ["backend", "tokens", "n", *[f"batch {b}" for b in batch_sizes], "tokens/s @32"]
     body = []
-    for backend in backends:
+    for backend, predictor in predictors.items():
         for label, items in buckets:
             line: list[Any] = [backend, label, len(items)]
             mean_len = line_tokens = math.nan
             for b in batch_sizes:
-                predictor = Predictor(model, batch_size=b, num_threads=threads, backend=backend)
+                predictor.batch_size = b
                 rate = throughput(PredictorScorer(predictor), items, runs)
                 line.append(rate)
                 if b == 32:
-                    encoded = predictor.model.input_encoder.encode(
+                    encoded = encoder.encode(
                         [it["target"] for it in items], None, [it["text"] for it in items]
                     )
                     mean_len = sum(len(e) for e in encoded) / len(encoded)
@@ -597,17 +596,32 @@ def scaling(
     return markdown(header, body) + f"\n(comments/s at {threads} thread(s), median of {runs})"
 
 
+def first_export(setup: Setup, backend: str, threads: int) -> str:
+    """How long the first load of an ONNX backend takes: the export into an empty cache
+    (cold start above reads the cached export, as every load after the first does)."""
+    from classifier.runtime import load_predictor
+
+    with tempfile.TemporaryDirectory() as cache:
+        started = time.perf_counter()
+        load_predictor(setup.model, backend=backend, num_threads=threads, cache_dir=cache)
+        took = time.perf_counter() - started
+    return (
+        f"{backend}: first load, exporting into an empty cache: {took:.1f} s once per model "
+        "(in this process, torch already imported)"
+    )
+
+
 def tokenizer_share(setup: Setup, items: Sequence[Item], threads: int, backend: str) -> str:
     """How much of batch scoring is tokenisation and padding (the rest is the model)."""
-    from classifier.inference import Predictor, load_model
+    from classifier.runtime import load_predictor
 
-    predictor = Predictor(load_model(setup.model), num_threads=threads, backend=backend)
-    encoder = predictor.model.input_encoder
+    predictor = load_predictor(setup.model, num_threads=threads, backend=backend)
+    encoder = predictor.input_encoder
     total = 1 / throughput(PredictorScorer(predictor), items, 3) * len(items)
     started = time.perf_counter()
     encoded = encoder.encode([it["target"] for it in items], None, [it["text"] for it in items])
     for i in range(0, len(encoded), 32):
-        encoder.collate(encoded[i : i + 32])
+        encoder.collate(encoded[i : i + 32], "np" if backend.startswith("onnx") else "pt")
     prep = time.perf_counter() - started
     return (
         f"tokenisation + padding: {prep * 1000 / len(items):.2f} ms/comment, "
@@ -635,7 +649,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--peer-max-length", type=int, default=256)
     parser.add_argument("--scaling-batch-sizes", type=int, nargs="+", default=[1, 8, 32, 64])
     parser.add_argument("--scaling-n", type=int, default=96, help="comments per length bucket")
-    parser.add_argument("--scaling-backends", nargs="+", default=["torch", "int8"])
+    parser.add_argument("--scaling-backends", nargs="+", default=["onnx", "onnx-int8"])
     parser.add_argument("--no-scaling", action="store_true")
     parser.add_argument("--work-dir", type=Path, help="where peer checkpoints are kept")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
@@ -744,7 +758,16 @@ def main(argv: list[str] | None = None) -> int:
     for backend in available:
         for line in goals(rows, args.threads, backend):
             say(line)
-    say(tokenizer_share(setup, items, max(args.threads), available[0] if available else "torch"))
+    for backend in (b for b in available if b.startswith("onnx")):
+        say(first_export(setup, backend, max(args.threads)))
+    from classifier.runtime import resolve_backend
+
+    default = resolve_backend("auto")
+    say(
+        tokenizer_share(
+            setup, items, max(args.threads), default if default in available else "torch"
+        )
+    )
     scaling_table = ""
     if not args.no_scaling:
         scaling_table = scaling(

@@ -162,7 +162,7 @@ class ServiceSettings:
         if self.backend.startswith("onnx") and not onnx_available():
             raise ServiceConfigError(
                 f"backend {self.backend!r} needs onnxruntime and onnx: "
-                "pip install 'threadguard[onnx]', or use --backend int8"
+                "pip install onnxruntime onnx, or use --backend torch"
             )
         if self.cache_size < 0:
             raise ServiceConfigError(f"cache_size must be >= 0, got {self.cache_size}")

@@ -252,6 +252,12 @@ def build_tiny_roberta(path: Path, seed: int = 0) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _export_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """ONNX exports of test models go to a temporary cache, never the user's."""
+    os.environ["THREADGUARD_CACHE"] = str(tmp_path_factory.mktemp("threadguard-cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder with a tiny random BERT encoder + fast tokenizer (``from_pretrained``-able)."""

@@ -136,9 +136,7 @@ def test_lean_load_imports_neither_torch_nor_transformers(saved: Path) -> None:
         "print(json.dumps([sorted(m for m in ('torch', 'transformers') if m in sys.modules), "
         "r['stance']['label'], p.backend]))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     imported, label, backend = json.loads(done.stdout.strip().splitlines()[-1])
     assert imported == []
     config = json.loads((saved / runtime.CONFIG_FILE).read_text(encoding="utf-8"))

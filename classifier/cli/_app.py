@@ -115,8 +115,9 @@ BackendOption = Annotated[
     typer.Option(
         "--backend",
         help="How the model runs: auto (the fastest backend measured to stay within 0.5 "
-        "points of the reference's test metrics: today torch), torch (float32 reference), "
-        "int8 or onnx-int8 (about 2x faster on a CPU, scores move: see docs/speed.md), onnx "
-        "(onnx and onnx-int8 need threadguard[onnx]).",
+        "points of the reference's test metrics: onnx on a CPU, torch on a GPU), torch "
+        "(float32 reference), onnx (the same float32 model on ONNX Runtime, no torch import "
+        "once exported), int8 or onnx-int8 (about 2x faster on a CPU, scores move: see "
+        "docs/speed.md).",
     ),
 ]
