@@ -287,7 +287,8 @@ def _profanity(data: datasets.Dataset) -> Scores:
 
 
 class TransformerScorer:
-    """A saved threadguard model, scored through the batched Predictor."""
+    """A saved threadguard model, scored through the predictor ``threadguard score`` uses
+    (:func:`classifier.runtime.load_predictor`), so ``DIR@onnx`` measures the torch-free path."""
 
     def __init__(
         self,
@@ -297,17 +298,14 @@ class TransformerScorer:
         device: str = "cpu",
         backend: str = "torch",
     ) -> None:
-        from classifier.inference import Predictor, load_model
+        from classifier.runtime import load_predictor
 
         self.spec, self.path, self.backend = spec, path, backend
         where = spec.removesuffix(f"@{backend}")
         self.name = path.name if Path(where).exists() else where
         if backend != "torch":
             self.name = f"{self.name}@{backend}"
-        self.model = load_model(path)
-        self.predictor = Predictor(
-            self.model, batch_size=batch_size, device=device, backend=backend
-        )
+        self.predictor = load_predictor(path, batch_size=batch_size, device=device, backend=backend)
 
     def describe(self) -> dict[str, Any]:
         """Model config, training config, versions and a content hash of its files."""
@@ -327,8 +325,8 @@ class TransformerScorer:
             "backend": self.backend,
             "path": str(self.path.resolve()),
             "sha256": digest.hexdigest(),
-            "stance_labels": list(self.model.stance_labels),
-            "toxicity_labels": list(self.model.toxicity_labels),
+            "stance_labels": list(self.predictor.stance_labels),
+            "toxicity_labels": list(self.predictor.toxicity_labels),
             "model_config": meta.get("model_config"),
             "save_mode": meta.get("save_mode"),
             "training_config": meta.get("training_config"),
@@ -339,7 +337,8 @@ class TransformerScorer:
         """Stance and toxicity probabilities for every row of ``data``."""
         rows = data.select_columns(["target", "context", "text"])
         stance, toxicity = self.predictor.predict_arrays(rows)
-        return Scores(self.model.stance_labels, stance, self.model.toxicity_labels, toxicity)
+        predictor = self.predictor
+        return Scores(predictor.stance_labels, stance, predictor.toxicity_labels, toxicity)
 
 
 Scorer = TransformerScorer | Baseline
