@@ -84,6 +84,42 @@ def test_labels_come_from_the_training_data(tiny_encoder_dir: Path, tmp_path: Pa
     assert model.toxicity_labels == ("spam",)
 
 
+@pytest.mark.parametrize(
+    ("corpus", "untrained", "metric"),
+    [
+        ("rumoureval2019", "toxicity", "dev/score"),
+        ("olid", "stance", "dev/olid/insult_auc"),  # the fixture's dev has one toxicity class
+    ],
+)
+def test_a_one_task_recipe_keeps_the_other_head_untrained(
+    tiny_encoder_dir: Path, tmp_path: Path, corpus: str, untrained: str, metric: str, caplog: Any
+) -> None:
+    cfg = recipe(tiny_encoder_dir, tmp_path / "m", corpora=[corpus], early_stopping_metric=metric)
+    with caplog.at_level("WARNING", logger="training.trainer"):
+        train(cfg)
+    assert f"the {untrained} head is not trained" in caplog.text
+    model = ThreadguardModel.from_pretrained(tmp_path / "m")
+    config = TrainConfig.from_dict({"corpora": [corpus]}).model
+    assert getattr(model, f"{untrained}_labels") == getattr(config, f"{untrained}_labels")
+
+
+def test_train_command_reports_an_impossible_recipe_without_a_traceback(
+    tiny_encoder_dir: Path, tmp_path: Path
+) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from classifier.cli import app
+
+    config = tmp_path / "recipe.yaml"
+    data = recipe(tiny_encoder_dir, tmp_path / "m", corpora=["olid"]).to_dict()
+    data["early_stopping_metric"] = "dev/olid/nothing"
+    config.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["train", str(config)])
+    assert result.exit_code == 2
+    assert "dev/olid/nothing" in result.output and "Traceback" not in result.output
+
+
 def _weights(path: Path) -> dict[str, torch.Tensor]:
     return ThreadguardModel.from_pretrained(path).state_dict()
 

@@ -284,6 +284,9 @@ def train(
     if len(stance_labels) < 2:
         stance_labels = config.model.stance_labels  # no stance data: head stays untrained
         logger.warning("the recipe has no stance corpus; the stance head is not trained")
+    if not toxicity_labels:
+        toxicity_labels = config.model.toxicity_labels  # no toxicity data: head stays untrained
+        logger.warning("the recipe has no toxicity corpus; the toxicity head is not trained")
     model_config = replace(
         config.model, stance_labels=stance_labels, toxicity_labels=toxicity_labels
     )

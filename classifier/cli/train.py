@@ -43,7 +43,10 @@ def train(
         recipe = load_config(config, set_ or [])
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="CONFIG") from None
-    result = run_training(recipe, output, resume=not fresh)
+    try:
+        result = run_training(recipe, output, resume=not fresh)
+    except (OSError, ValueError) as exc:  # what the recipe's data or settings make impossible
+        raise typer.BadParameter(str(exc), param_hint="CONFIG") from None
     typer.echo(
         f"trained {result.steps} steps; best {recipe.early_stopping_metric} = {result.best_metric} "
         f"at step {result.best_step}; model in {result.output_dir}",
