@@ -8,9 +8,10 @@ transformers once the model has been exported: it reads the export from the cach
 (``$THREADGUARD_CACHE/onnx`` or ``~/.cache/threadguard/onnx``) through an index
 keyed by a hash of the model folder's files and its base encoder's files, encodes
 with :class:`classifier.encoding.InputEncoder` over the Rust tokenizer, and runs
-ONNX Runtime. That is what brings a cold start down to about a second and the
-memory to ONNX Runtime's and the weights' (docs/speed.md). The first load of a
-model exports it once, through torch.
+ONNX Runtime. That is what brings a cold start down to a third of a second and
+the peak memory to about 300 MB (docs/speed.md). The first load of a model
+exports it once, through torch; a model whose base encoder is a Hub id (not a
+local folder) is not indexed, so each load goes through torch to find its export.
 
 This module imports neither torch nor transformers.
 """
