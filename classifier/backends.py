@@ -15,8 +15,8 @@ All of them read the same tokenised input (the model's
 :class:`~classifier.modeling.InputEncoder`); tests/test_backends.py checks that each gives
 the reference's labels on a fixed sample, with its probabilities within a stated
 tolerance, and docs/speed.md gives the measured speed and the change in test metrics
-of each. :data:`SERVING_BACKEND` is the one that serving
-and bulk scoring should use by default on a CPU.
+of each. The backend names, ``auto`` and :data:`classifier.runtime.SERVING_BACKEND`
+(the one serving and bulk scoring use by default on a CPU) live in :mod:`classifier.runtime`.
 """
 
 from __future__ import annotations
@@ -35,17 +35,11 @@ from torch import nn
 
 from classifier.modeling import ThreadguardModel
 from classifier.runtime import (
-    BACKENDS,
-    CACHE_ENV,
-    SERVING_BACKEND,
-    Backend,
     BackendUnavailableError,
     OnnxSession,
     check_backend,
     default_cache_dir,
-    onnx_available,
     require_onnxruntime,
-    resolve_backend,
 )
 
 logger = logging.getLogger(__name__)
@@ -272,21 +266,18 @@ def quantize_onnx(src: Path, dst: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp.onnx")
+    # it logs advice for static quantization on the root logger: noise here
     root = logging.getLogger()
     level = root.level
-    root.setLevel(
-        logging.ERROR
-    )  # its advice to pre-process (for static quantization) is noise here
+    root.setLevel(logging.ERROR)
     try:
         quantize_dynamic(
             str(src),
             str(tmp),
             weight_type=QuantType.QInt8,
             per_channel=True,
-            op_types_to_quantize=[
-                "MatMul",
-                "Attention",
-            ],  # not the embeddings (Gather), not the heads
+            # not the embeddings (Gather), not the heads (Gemm)
+            op_types_to_quantize=["MatMul", "Attention"],
             # the fused (com.microsoft) nodes defeat ONNX shape inference: they are float32
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
@@ -371,21 +362,12 @@ def make_runner(
 
 
 __all__ = [
-    "BACKENDS",
-    "CACHE_ENV",
-    "SERVING_BACKEND",
-    "Backend",
-    "BackendUnavailableError",
     "OnnxRunner",
     "Runner",
     "TorchRunner",
-    "check_backend",
-    "default_cache_dir",
     "export_onnx",
     "make_runner",
     "model_fingerprint",
-    "onnx_available",
     "quantize_int8",
-    "resolve_backend",
     "set_threads",
 ]

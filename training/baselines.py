@@ -309,7 +309,7 @@ class TransformerScorer:
 
     def describe(self) -> dict[str, Any]:
         """Model config, training config, versions and a content hash of its files."""
-        from classifier.modeling import CONFIG_FILE
+        from classifier.runtime import CONFIG_FILE
 
         meta = json.loads((self.path / CONFIG_FILE).read_text(encoding="utf-8"))
         digest = hashlib.sha256()
@@ -349,8 +349,7 @@ def resolve_model(spec: str, batch_size: int = 32, device: str = "cpu") -> Score
     or a Hugging Face Hub id of a saved threadguard model; a model may end in
     ``@BACKEND`` (``classifier/default_model@int8``) to be run by that backend of
     :mod:`classifier.backends` instead of the float32 reference."""
-    from classifier.backends import check_backend
-    from classifier.modeling import CONFIG_FILE
+    from classifier.runtime import CONFIG_FILE, check_backend
 
     if spec.startswith("baseline:"):
         kind, _, train_corpus = spec.removeprefix("baseline:").partition("@")

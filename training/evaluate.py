@@ -315,17 +315,43 @@ def _unique_names(scorers: Sequence[Scorer]) -> list[str]:
     return names
 
 
+#: Dev-split scores already computed in a run, by (model name, corpus): calibration and the
+#: dev-tuned thresholds both need them.
+DevScores = dict[tuple[str, str], tuple[datasets.Dataset, Scores]]
+
+
+def score_dev(
+    name: str,
+    scorer: Scorer,
+    corpus: str,
+    cache: CorpusCache,
+    settings: Settings,
+    memo: DevScores,
+) -> tuple[datasets.Dataset, Scores] | None:
+    """``corpus``'s dev split (subsampled as the settings say) and ``scorer``'s scores on
+    it, computed once per run; None when the corpus has no dev split."""
+    if (name, corpus) not in memo:
+        dev = cache(corpus).get("dev")
+        if dev is None:
+            return None
+        dev = subsample(dev, settings.max_examples, settings.seed)
+        memo[name, corpus] = (dev, scorer.score(corpus, dev, cache))
+    return memo[name, corpus]
+
+
 def calibrate(
     names: Sequence[str],
     scorers: Sequence[Scorer],
     dataset_names: Sequence[str],
     cache: CorpusCache,
     settings: Settings,
+    memo: DevScores | None = None,
 ) -> dict[str, Any]:
     """Per-label thresholds on each dataset's dev split, per model and dataset, and
     pooled over all dev splits (the first model's pooled ones go to thresholds.yaml)."""
     assert settings.calibrate is not None
     target = settings.calibrate
+    memo = {} if memo is None else memo
     per: dict[str, dict[str, Any]] = {}
     pooled: dict[str, dict[str, Any]] = {}
     used: dict[str, None] = {}
@@ -337,10 +363,10 @@ def calibrate(
             labels = [
                 n for n in TOXICITY_LABELS if dev is not None and max(dev[n], default=-1) >= 0
             ]
-            if dev is None or not labels:
+            scored = score_dev(name, scorer, corpus, cache, settings, memo) if labels else None
+            if scored is None:
                 continue
-            dev = subsample(dev, settings.max_examples, settings.seed)
-            scores = scorer.score(corpus, dev, cache)
+            dev, scores = scored
             for j, label in enumerate(scores.toxicity_labels):
                 values = np.asarray(dev[label], dtype=np.float32)
                 known = values >= 0
@@ -365,22 +391,24 @@ def calibrate(
 
 
 def tuned_primary(
-    corpus: str, scorer: Scorer, cache: CorpusCache, found: Measured, settings: Settings
+    corpus: str,
+    scored: tuple[datasets.Dataset, Scores] | None,
+    found: Measured,
+    settings: Settings,
 ) -> dict[str, Any] | None:
     """A binary macro-F1 primary at the threshold that maximizes it on ``corpus``'s dev
-    split (:func:`~training.metrics.best_f1_threshold`), with its bootstrap CI; None
-    when the corpus has no dev split or the model no score for the label.
+    split (:func:`~training.metrics.best_f1_threshold`; ``scored``: that split and the
+    model's scores on it, :func:`score_dev`), with its bootstrap CI; None when the corpus
+    has no dev split or the model no score for the label.
 
     The threshold is chosen on dev only, so the figure is a test figure; it shows how
     much of a gap is the decision threshold (a corpus's notion of "offensive" or "hate"
     is not the model's 0.5) rather than the ranking.
     """
     label = primary_for(corpus).label
-    dev = cache(corpus).get("dev")
-    if dev is None or label is None or label not in found.curves:
+    if scored is None or label is None or label not in found.curves:
         return None
-    dev = subsample(dev, settings.max_examples, settings.seed)
-    scores = scorer.score(corpus, dev, cache)
+    dev, scores = scored
     if scores.toxicity is None or label not in scores.toxicity_labels:
         return None
     values = np.asarray(dev[label], dtype=np.float32)
@@ -451,6 +479,7 @@ def run_evaluation(
         },
         **{k: [] for k in ("models", "datasets", "results", "comparisons", "plots")},
     }
+    dev_scores: DevScores = {}
     for corpus, split in parsed:
         data = subsample(cache.split(corpus, split), settings.max_examples, settings.seed)
         key = f"{corpus}:{split}"
@@ -473,7 +502,8 @@ def run_evaluation(
                 samples[name] = bootstrap_samples(found.primary, settings.bootstrap, settings.seed)
                 found.result["primary"]["ci"] = percentile_ci(samples[name])
             if settings.tune_thresholds and primary.kind == "binary_macro_f1" and split != "dev":
-                tuned = tuned_primary(corpus, scorer, cache, found, settings)
+                scored = score_dev(name, scorer, corpus, cache, settings, dev_scores)
+                tuned = tuned_primary(corpus, scored, found, settings)
                 if tuned is not None:
                     found.result["primary_tuned"] = tuned
             report["results"].append({"model": name, "dataset": key, **found.result})
@@ -495,7 +525,7 @@ def run_evaluation(
             report["plots"] += reporting.plot_dataset(out_dir, key, measured)
     report["models"] = [{**s.describe(), "name": n} for n, s in zip(names, scorers, strict=True)]
     if settings.calibrate is not None:
-        thresholds = calibrate(names, scorers, [c for c, _ in parsed], cache, settings)
+        thresholds = calibrate(names, scorers, [c for c, _ in parsed], cache, settings, dev_scores)
         report["thresholds"] = thresholds
         reporting.write_thresholds(out_dir, thresholds, names, settings)
     reporting.write_report(out_dir, report)
