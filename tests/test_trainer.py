@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,15 @@ def test_interrupted_run_resumes_to_the_same_model(
     assert result.steps == 6 and [h["step"] for h in result.history] == [0, 3, 6]
     whole, cut = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
     assert all(torch.equal(whole[k], cut[k]) for k in whole)
+    # the resumed run's log continues the cut one's; a fresh run in the same folder starts its own
+    assert _logged_steps(tmp_path / "cut") == [0, 3, 6]
+    train(recipe(tiny_encoder_dir, tmp_path / "cut", **kw), resume=False)
+    assert _logged_steps(tmp_path / "cut") == [0, 3, 6]
+
+
+def _logged_steps(out: Path) -> list[int]:
+    lines = (out / trainer_module.CHECKPOINT_DIR / trainer_module.LOG_FILE).read_text().splitlines()
+    return [json.loads(line)["step"] for line in lines]
 
 
 def test_corpus_balanced_weights_balance_classes_within_each_corpus(tiny_model: Any) -> None:

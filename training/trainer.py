@@ -354,6 +354,8 @@ def train(
     for _ in range(step * config.grad_accumulation):  # skip what a resumed run already saw
         next(feed)
 
+    if step == 0:  # a fresh run: a log left by an earlier run in the same folder is not its history
+        (work / LOG_FILE).unlink(missing_ok=True)
     if step == 0 and config.eval_at_start:
         # the untrained model's dev figures: the baseline every later evaluation is read against
         record = {"step": 0, **evaluate_dev(model, corpora, config.eval_batch_size)}
