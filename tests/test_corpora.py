@@ -31,7 +31,6 @@ from training.corpora import (
     madlibs_identity_terms,
     read_corpus,
 )
-from training.corpora.stance import CLAIM_CONTEXT, TOPIC_CONTEXT
 from training.data import FEATURES, UNKNOWN
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
@@ -251,7 +250,6 @@ def test_fnc_format(name: str) -> None:
     assert dev_bodies and not train_bodies & dev_bodies
     for row in by_id(load).values():
         assert row["stance_classes"] == ["support", "deny", "comment", "unrelated"]
-        assert row["context"] == CLAIM_CONTEXT  # a claim check, not a reply in a thread
     first = by_id(load)["train-1"]
     if name == "fnc1":
         assert first["target"] == "Council approves tree planting"
@@ -277,15 +275,6 @@ def test_semeval2016_targets_and_labels() -> None:
     ]
     assert rows["hillary-dev-1"]["split"] == "dev" and rows["hillary-dev-1"]["group"] == "hillary"
     assert rows["abortion-train-1"]["stance_classes"] == ["support", "deny", "comment"]
-    assert {r["context"] for r in rows.values()} == {TOPIC_CONTEXT}
-
-
-def test_stance_target_kinds_are_distinct() -> None:
-    """Only RumourEval reads like a comment thread: its contexts are thread posts or empty,
-    never one of the markers that set claim checks and topic stances apart."""
-    assert CLAIM_CONTEXT and TOPIC_CONTEXT and CLAIM_CONTEXT != TOPIC_CONTEXT
-    contexts = {r["context"] for r in by_id(fixture("rumoureval2019")).values()}
-    assert "" in contexts and not contexts & {CLAIM_CONTEXT, TOPIC_CONTEXT}
 
 
 # --------------------------------------------------------------------------- toxicity corpora

@@ -25,15 +25,6 @@ from training.corpora._common import (
     read_tweeteval,
 )
 
-#: ``context`` of the corpora whose stance is not a reply's stance in a conversation. RumourEval
-#: replies, like the comments threadguard scores, carry their thread (or nothing) as context; an
-#: FNC-1/ARC text is checked against a claim and a SemEval tweet judged against a topic phrase.
-#: Without a marker one stance head has to learn "disagrees with the claim" and "against the
-#: topic" as the same ``deny`` as a reply denying its thread's rumour, and it over-predicts
-#: ``deny`` on neutral replies (MODEL_CARD.md, v0.2).
-CLAIM_CONTEXT = "claim check"
-TOPIC_CONTEXT = "stance on topic"
-
 # --------------------------------------------------------------------------- RumourEval 2019
 
 RUMOUREVAL_CLASSES = ("support", "deny", "query", "comment")
@@ -179,7 +170,7 @@ def _load_fnc_format(
 
     ``files`` lists ``(official split, bodies csv, stances csv)``. Each stance row
     becomes one example: ``target`` = headline/claim, ``text`` = the body (kept
-    whole), ``context`` = :data:`CLAIM_CONTEXT`, ``group`` = Body ID. Rows of the official ``train`` split go to
+    whole), ``group`` = Body ID. Rows of the official ``train`` split go to
     ``train`` or ``dev`` by a seeded hash of the Body ID, so no body is in both.
     """
     for official, bodies_path, stances_path in files:
@@ -201,7 +192,6 @@ def _load_fnc_format(
                     split=split,
                     group=body_id,
                     target=rec["Headline"].strip(),
-                    context=CLAIM_CONTEXT,
                     text=bodies[body_id].strip(),
                     stance=lookup(FNC_STANCES, rec["Stance"].strip().lower(), "stance"),
                     stance_classes=FNC_CLASSES,
@@ -263,7 +253,6 @@ def _semeval2016_example(
         split=split,
         group=topic,
         target=SEMEVAL2016_TARGETS.get(topic, topic.replace("_", " ").title()),
-        context=TOPIC_CONTEXT,
         text=clean_text(text),
         stance=_SEMEVAL2016_STANCES[lookup(names, label, "label")],
         stance_classes=SEMEVAL2016_CLASSES,
@@ -273,8 +262,7 @@ def _semeval2016_example(
 def load_semeval2016_stance(folder: Path, out: Collector) -> None:
     """SemEval-2016 Task 6A (TweetEval packaging): tweet → target phrase; val → dev.
 
-    favor → support, against → deny, none → comment; ``context`` is
-    :data:`TOPIC_CONTEXT`; ``group`` is the target's
+    favor → support, against → deny, none → comment; ``group`` is the target's
     folder name. Any ``<name>/`` folder with ``train_text.txt`` is read, so a
     subset of the five targets also loads.
     """
