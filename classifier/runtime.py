@@ -296,14 +296,15 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- ONNX
 
 
+#: What to tell a user whose environment lacks ONNX Runtime (the library and the service say it).
+ONNX_MISSING = "the 'onnx' backends need onnxruntime and onnx: pip install onnxruntime onnx"
+
+
 def require_onnxruntime() -> Any:
     try:
         import onnxruntime
     except ImportError as err:
-        raise BackendUnavailableError(
-            "the 'onnx' backends need onnxruntime and onnx: pip install onnxruntime onnx; "
-            "or use backend='torch' or 'int8'"
-        ) from err
+        raise BackendUnavailableError(f"{ONNX_MISSING}; or use backend='torch' or 'int8'") from err
     return onnxruntime
 
 

@@ -55,7 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from classifier import __version__
 from classifier.policy import Decision, Policy
-from classifier.runtime import load_predictor, onnx_available, resolve_backend
+from classifier.runtime import ONNX_MISSING, load_predictor, onnx_available, resolve_backend
 from classifier.targets import CommentItem, comment_item, stance_target, trim_words
 
 if TYPE_CHECKING:
@@ -161,8 +161,7 @@ class ServiceSettings:
             raise ServiceConfigError(str(exc)) from None
         if self.backend.startswith("onnx") and not onnx_available():
             raise ServiceConfigError(
-                f"backend {self.backend!r} needs onnxruntime and onnx: "
-                "pip install onnxruntime onnx, or use --backend torch"
+                f"backend {self.backend!r}: {ONNX_MISSING}; or use --backend torch"
             )
         if self.cache_size < 0:
             raise ServiceConfigError(f"cache_size must be >= 0, got {self.cache_size}")

@@ -29,6 +29,7 @@ from transformers import (
 
 from classifier.modeling import ModelConfig, ThreadguardModel
 from classifier.policy import Policy
+from classifier.runtime import CACHE_ENV
 
 #: Words the tiny BERT vocabulary knows whole; anything else is spelled out in
 #: single characters and ``##`` pieces, so arbitrary English text tokenizes.
@@ -255,7 +256,7 @@ def build_tiny_roberta(path: Path, seed: int = 0) -> Path:
 @pytest.fixture(autouse=True, scope="session")
 def _export_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """ONNX exports of test models go to a temporary cache, never the user's."""
-    os.environ["THREADGUARD_CACHE"] = str(tmp_path_factory.mktemp("threadguard-cache"))
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("threadguard-cache"))
 
 
 @pytest.fixture(scope="session")

@@ -354,19 +354,18 @@ def train(
     for _ in range(step * config.grad_accumulation):  # skip what a resumed run already saw
         next(feed)
 
+    work.mkdir(parents=True, exist_ok=True)
     if step == 0:  # a fresh run: a log left by an earlier run in the same folder is not its history
         (work / LOG_FILE).unlink(missing_ok=True)
-    if step == 0 and config.eval_at_start:
-        # the untrained model's dev figures: the baseline every later evaluation is read against
-        record = {"step": 0, **evaluate_dev(model, corpora, config.eval_batch_size)}
-        history.append(record)
-        work.mkdir(parents=True, exist_ok=True)
-        with (work / LOG_FILE).open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-        logger.info("step 0 (untrained): dev/score %s", record.get("dev/score"))
+        if config.eval_at_start:
+            # the untrained model's dev figures: the baseline later evaluations are read against
+            record = {"step": 0, **evaluate_dev(model, corpora, config.eval_batch_size)}
+            history.append(record)
+            with (work / LOG_FILE).open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+            logger.info("step 0 (untrained): dev/score %s", record.get("dev/score"))
 
     progress = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
-    work.mkdir(parents=True, exist_ok=True)
     log = (work / LOG_FILE).open("a", encoding="utf-8")
     seen, started = 0, time.perf_counter()
     stop = False
