@@ -45,6 +45,8 @@ from classifier.runtime import (
 logger = logging.getLogger(__name__)
 
 ONNX_OPSET = 17
+#: What an export returns, in :class:`~classifier.runtime.OnnxSession`'s order.
+OUTPUT_NAMES = ("stance_logits", "toxicity_logits", "stance_head_logits")
 
 
 # --------------------------------------------------------------------------- threads
@@ -67,10 +69,14 @@ def set_threads(num_threads: int | None) -> int:
 # --------------------------------------------------------------------------- runners
 
 
-class Runner(Protocol):
-    """Turns a collated batch (``InputEncoder.collate``) into (stance, toxicity) logits."""
+Logits = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
-    def __call__(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+class Runner(Protocol):
+    """Turns a collated batch (``InputEncoder.collate``) into logits: the comment stance
+    [B, S], toxicity [B, T] and each stance head's [B, H, S]."""
+
+    def __call__(self, batch: Mapping[str, torch.Tensor]) -> Logits: ...
 
 
 class TorchRunner:
@@ -80,9 +86,13 @@ class TorchRunner:
         self.model = model
         self.device = device
 
-    def __call__(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, batch: Mapping[str, torch.Tensor]) -> Logits:
         output = self.model(**{k: v.to(self.device) for k, v in batch.items()})
-        return cast(torch.Tensor, output.stance_logits), cast(torch.Tensor, output.toxicity_logits)
+        return (
+            cast(torch.Tensor, output.stance_logits),
+            cast(torch.Tensor, output.toxicity_logits),
+            cast(torch.Tensor, output.stance_head_logits),
+        )
 
 
 def quantize_int8(model: ThreadguardModel) -> ThreadguardModel:
@@ -154,9 +164,9 @@ class _Exportable(nn.Module):
         self.model = model
         self.names = names
 
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         output = self.model(**dict(zip(self.names, inputs, strict=True)))
-        return output.stance_logits, output.toxicity_logits
+        return output.stance_logits, output.toxicity_logits, output.stance_head_logits
 
 
 def model_fingerprint(model: ThreadguardModel) -> str:
@@ -164,6 +174,7 @@ def model_fingerprint(model: ThreadguardModel) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
     digest.update(f"torch {torch.__version__} opset {ONNX_OPSET} attention eager".encode())
+    digest.update(f"outputs {OUTPUT_NAMES}".encode())
     for name, tensor in sorted(model.state_dict().items()):
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
@@ -197,7 +208,7 @@ def export_onnx(model: ThreadguardModel, path: str | Path) -> Path:
     dynamic = {  # the comment-alone inputs have their own length; comment_mask the pair's
         name: {0: "batch", 1: "comment_sequence" if name in alone else "sequence"} for name in names
     }
-    dynamic.update({"stance_logits": {0: "batch"}, "toxicity_logits": {0: "batch"}})
+    dynamic.update({name: {0: "batch"} for name in OUTPUT_NAMES})
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python code
@@ -206,7 +217,7 @@ def export_onnx(model: ThreadguardModel, path: str | Path) -> Path:
             tuple(batch[name] for name in names),
             str(tmp),
             input_names=names,
-            output_names=["stance_logits", "toxicity_logits"],
+            output_names=list(OUTPUT_NAMES),
             dynamic_axes=dynamic,
             opset_version=ONNX_OPSET,
             dynamo=False,
@@ -337,9 +348,10 @@ class OnnxRunner:
         if self.session.names != self.names:  # a stale or foreign file under the same name
             raise RuntimeError(f"{path} takes {self.session.names}, the model gives {self.names}")
 
-    def __call__(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        stance, toxicity = self.session.run({k: batch[k].cpu().numpy() for k in self.names})
-        return torch.from_numpy(stance), torch.from_numpy(toxicity)
+    def __call__(self, batch: Mapping[str, torch.Tensor]) -> Logits:
+        found = self.session.run({k: batch[k].cpu().numpy() for k in self.names})
+        stance, toxicity, by_head = (torch.from_numpy(a) for a in found)
+        return stance, toxicity, by_head
 
 
 def make_runner(

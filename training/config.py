@@ -28,25 +28,30 @@ class CorpusEntry:
     ``weight`` multiplies how many of its training examples an epoch draws
     (1.0: each once; 0.5: a seeded half; 2.0: each twice); ``max_examples``
     caps the count before weighting. ``hub_id`` loads it from the Hugging Face
-    Hub instead of the local data root.
+    Hub instead of the local data root. ``eval_max_examples`` overrides the
+    recipe's cap on its dev split (a corpus whose small dev subset misleads
+    checkpoint choice can be measured on more of it).
     """
 
     name: str
     weight: float = 1.0
     max_examples: int | None = None
     hub_id: str | None = None
+    eval_max_examples: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"corpus name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.weight, int | float) or self.weight <= 0:
             raise ValueError(f"corpus {self.name}: weight must be > 0, got {self.weight!r}")
-        if self.max_examples is not None and (
-            not isinstance(self.max_examples, int) or self.max_examples < 1
-        ):
-            raise ValueError(
-                f"corpus {self.name}: max_examples must be a positive integer, got {self.max_examples!r}"
-            )
+        for key in ("max_examples", "eval_max_examples"):
+            value = getattr(self, key)
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1
+            ):
+                raise ValueError(
+                    f"corpus {self.name}: {key} must be a positive integer, got {value!r}"
+                )
 
     @classmethod
     def from_value(cls, value: str | Mapping[str, Any]) -> CorpusEntry:
@@ -122,6 +127,13 @@ class TrainConfig:
         names = [c.name for c in self.corpora]
         if len(set(names)) != len(names):
             raise ValueError(f"corpora: a corpus is listed twice in {names}")
+        for head in self.model.stance_heads:
+            unknown = [c for c in head.corpora if c not in names]
+            if unknown:
+                raise ValueError(
+                    f"model.stance_heads: head {head.name!r} names corpora {unknown} "
+                    f"that the recipe does not train on ({names})"
+                )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:

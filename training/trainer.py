@@ -30,7 +30,14 @@ from transformers import get_scheduler
 
 from classifier.inference import Predictor
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
-from classifier.modeling import ThreadguardModel, apply_lora, compute_loss
+from classifier.modeling import (
+    ModelConfig,
+    StanceHead,
+    ThreadguardModel,
+    apply_lora,
+    compute_loss,
+    select_heads,
+)
 from training.config import TrainConfig
 from training.corpora import load_corpus
 from training.metrics import dev_metrics
@@ -77,8 +84,9 @@ def load_corpora(config: TrainConfig) -> list[CorpusData]:
         if train is not None and entry.max_examples and len(train) > entry.max_examples:
             train = train.shuffle(seed=config.seed).select(range(entry.max_examples))
         dev = splits.get("dev")
-        if dev is not None and config.eval_max_examples and len(dev) > config.eval_max_examples:
-            dev = dev.shuffle(seed=config.seed).select(range(config.eval_max_examples))
+        cap = entry.eval_max_examples or config.eval_max_examples
+        if dev is not None and cap and len(dev) > cap:
+            dev = dev.shuffle(seed=config.seed).select(range(cap))
         out.append(CorpusData(entry.name, train, dev))
     return out
 
@@ -93,6 +101,27 @@ def learned_labels(train: datasets.Dataset) -> tuple[tuple[str, ...], tuple[str,
         if (values >= 0.5).any() and ((values >= 0) & (values < 0.5)).any():
             toxicity.append(name)
     return tuple(n for n in STANCE_LABELS if n in stance), tuple(toxicity)
+
+
+def head_classes(train: datasets.Dataset, config: ModelConfig) -> tuple[StanceHead, ...]:
+    """``config``'s stance heads, each with the classes its corpora annotate in ``train``.
+
+    Raises ``ValueError`` for a head that would learn fewer than two classes.
+    """
+    found: dict[str, set[str]] = {head.name: set() for head in config.stance_heads}
+    for source, classes in zip(train["source"], train["stance_classes"], strict=True):
+        if classes:
+            found[config.head_for(source)].update(classes)
+    heads = []
+    for head in config.stance_heads:
+        classes = tuple(n for n in config.stance_labels if n in found[head.name])
+        if len(classes) < 2:
+            raise ValueError(
+                f"stance head {head.name!r} would learn {list(classes)}: its corpora "
+                f"{list(head.corpora) or '(the unnamed ones)'} need at least two stance classes"
+            )
+        heads.append(replace(head, classes=classes))
+    return tuple(heads)
 
 
 def mix_training_data(corpora: Sequence[CorpusData], config: TrainConfig) -> datasets.Dataset:
@@ -198,17 +227,22 @@ def _device(config: TrainConfig) -> torch.device:
 
 
 def predict_dataset(
-    model: ThreadguardModel, dataset: datasets.Dataset, batch_size: int
+    model: ThreadguardModel,
+    dataset: datasets.Dataset,
+    batch_size: int,
+    stance_head: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stance [N, S] and toxicity [N, T] probabilities for a common-format split.
 
     Goes through :class:`~classifier.inference.Predictor`, the path ``threadguard
-    score`` uses, and leaves the model in the mode it found it in.
+    score`` uses, and leaves the model in the mode it found it in. ``stance_head``
+    names the head whose stance is returned (default: the comment output).
     """
     was_training = model.training
     rows = dataset.select_columns(["target", "context", "text"])
     try:
-        return Predictor(model, batch_size=batch_size, device=model.device).predict_arrays(rows)
+        predictor = Predictor(model, batch_size=batch_size, device=model.device)
+        return predictor.predict_arrays(rows, stance_head=stance_head)
     finally:
         model.train(was_training)
 
@@ -222,7 +256,8 @@ def evaluate_dev(
     for data in corpora:
         if data.dev is None or len(data.dev) == 0:
             continue
-        stance, toxicity = predict_dataset(model, data.dev, batch_size)
+        head = model.config.head_for(data.name)
+        stance, toxicity = predict_dataset(model, data.dev, batch_size, head)
         found = dev_metrics(
             data.dev, stance, toxicity, model.stance_labels, model.toxicity_labels, data.name
         )
@@ -290,6 +325,8 @@ def train(
     model_config = replace(
         config.model, stance_labels=stance_labels, toxicity_labels=toxicity_labels
     )
+    if model_config.stance_heads:
+        model_config = replace(model_config, stance_heads=head_classes(train_data, model_config))
     logger.info("labels learned: stance %s, toxicity %s", stance_labels, toxicity_labels)
 
     model = ThreadguardModel.from_encoder(model_config)
@@ -378,7 +415,8 @@ def train(
                 rows = _rows(train_data, indices)
                 batch = model.collate(rows).to(device)
                 labels = {k: batch.pop(k) for k in ("stance", "stance_class_mask", "toxicity")}
-                output = model(**batch)
+                heads = batch.pop("stance_head", None)
+                output = select_heads(model(**batch), heads)
                 loss, loss_parts = compute_loss(
                     output,
                     labels["stance"],
