@@ -25,6 +25,7 @@ from classifier.modeling import ThreadguardModel
 from classifier.runtime import (
     DEFAULT_MODEL_DIR,
     BatchPredictor,
+    HeadSpec,
     NoDefaultModelError,
     Prediction,
     StancePrediction,
@@ -104,7 +105,7 @@ class Predictor(BatchPredictor):
         )
         self.stance_labels = tuple(self.model.stance_labels)
         self.toxicity_labels = tuple(self.model.toxicity_labels)
-        self.stance_heads = {h.name: h.corpora for h in self.model.config.heads}
+        self.stance_heads = {h.name: HeadSpec(h.corpora, h.classes) for h in model.config.heads}
 
     @property
     def input_encoder(self) -> InputEncoder:

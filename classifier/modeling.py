@@ -126,7 +126,8 @@ class StanceHead:
         corpora: corpus names (``example["source"]``) trained through this head; the
             first head also takes every corpus no head names.
         classes: the stance classes this head learns (a subset of the model's
-            ``stance_labels``); empty: all of them.
+            ``stance_labels``); empty: all of them. Training keeps those its corpora
+            annotate (all they annotate when empty).
     """
 
     name: str
@@ -285,6 +286,8 @@ class ModelConfig:
         out["toxicity_labels"] = list(self.toxicity_labels)
         out["lora"] = self.lora.to_dict() if self.lora is not None else None
         out["stance_heads"] = [h.to_dict() for h in self.stance_heads]
+        if not self.stance_heads:  # absent when unset: older models keep their config and version
+            del out["stance_heads"]
         return out
 
 
@@ -348,11 +351,12 @@ def _pool(hidden: torch.Tensor, mask: torch.Tensor, how: Pooling) -> torch.Tenso
 
 
 class ThreadguardModel(nn.Module):
-    """Shared encoder with a stance head (softmax) and a toxicity head (sigmoids).
+    """Shared encoder with stance heads (softmax; one per label scheme, see
+    :class:`StanceHead`) and a toxicity head (sigmoids).
 
     Build with :meth:`from_encoder` (fresh heads) or :meth:`from_pretrained`.
     The label names it learned are :attr:`stance_labels` / :attr:`toxicity_labels`;
-    logits columns follow those orders.
+    logits columns follow those orders (each stance head's too, over all stance labels).
     """
 
     def __init__(
@@ -534,7 +538,8 @@ class ThreadguardModel(nn.Module):
 
         ``stance_logits`` is what scoring a comment reports: the first head's, and when
         that head lacks a class, log-probabilities composed from the heads: P(class)
-        from the first head that has it, the first head's distribution times the rest.
+        from the first head that has it, and the first head's distribution scaled by
+        1 - the sum of those borrowed probabilities.
         When ``stance`` and ``toxicity`` labels are passed (as :meth:`collate` does),
         ``loss`` is :func:`compute_loss` with default weights, on the head each row's
         ``stance_head`` index names (default: the comment output).
@@ -583,7 +588,8 @@ class ThreadguardModel(nn.Module):
         out = log_probs[:, 0] + torch.log1p(-taken).unsqueeze(1)
         for j, (k, _) in enumerate(self._borrowed):
             out = torch.where(columns == k, borrowed[:, j : j + 1], out)
-        return out
+        # classes borrowed from different heads can take more than all the mass between them
+        return out - torch.logsumexp(out, dim=-1, keepdim=True)
 
     # ----------------------------------------------------------------- saving
 

@@ -25,7 +25,7 @@ import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypedDict, cast, get_args
+from typing import Any, Literal, NamedTuple, TypedDict, cast, get_args
 
 import numpy as np
 
@@ -64,10 +64,21 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 DEFAULT_STANCE_HEAD = "comment"
 
 
-def stance_heads_of(model_config: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-    """Stance head name → corpora, in logit order, from a saved ``model_config`` mapping."""
+class HeadSpec(NamedTuple):
+    """What a stance head was trained on and can say."""
+
+    corpora: tuple[str, ...]
+    classes: tuple[str, ...]
+
+
+def stance_heads_of(model_config: Mapping[str, Any]) -> dict[str, HeadSpec]:
+    """Stance head name → :class:`HeadSpec`, in logit order, from a saved ``model_config``."""
     heads = model_config.get("stance_heads") or [{"name": DEFAULT_STANCE_HEAD}]
-    return {str(h["name"]): tuple(h.get("corpora") or ()) for h in heads}
+    every = tuple(model_config["stance_labels"])
+    return {
+        str(h["name"]): HeadSpec(tuple(h.get("corpora") or ()), tuple(h.get("classes") or every))
+        for h in heads
+    }
 
 
 class BackendUnavailableError(RuntimeError):
@@ -192,8 +203,8 @@ class BatchPredictor:
     backend: Backend
     stance_labels: tuple[str, ...]
     toxicity_labels: tuple[str, ...]
-    #: stance head name → the corpora it was trained on, in logit order; the first scores comments
-    stance_heads: dict[str, tuple[str, ...]]
+    #: stance head name → what it was trained on, in logit order; the first scores comments
+    stance_heads: dict[str, HeadSpec]
     #: ``<name>-<12 hex>``, see :func:`classifier.inference.compute_model_version`.
     model_version: str
 
@@ -238,7 +249,8 @@ class BatchPredictor:
 
     def head_for(self, corpus: str) -> str:
         """The stance head that was trained on ``corpus`` (the comment head if none was)."""
-        return next((n for n, c in self.stance_heads.items() if corpus in c), self.comment_head)
+        found = (name for name, head in self.stance_heads.items() if corpus in head.corpora)
+        return next(found, self.comment_head)
 
     @property
     def comment_head(self) -> str:
@@ -412,7 +424,7 @@ class OnnxPredictor(BatchPredictor):
         toxicity_labels: Sequence[str],
         model_version: str,
         backend: Backend,
-        stance_heads: Mapping[str, tuple[str, ...]] | None = None,
+        stance_heads: Mapping[str, HeadSpec] | None = None,
         batch_size: int = 32,
         max_batch_tokens: int | None = None,
         chunk_size: int = 4096,
@@ -424,7 +436,9 @@ class OnnxPredictor(BatchPredictor):
         self._encoder = encoder
         self.stance_labels = tuple(stance_labels)
         self.toxicity_labels = tuple(toxicity_labels)
-        self.stance_heads = dict(stance_heads or {DEFAULT_STANCE_HEAD: ()})
+        self.stance_heads = dict(
+            stance_heads or {DEFAULT_STANCE_HEAD: HeadSpec((), self.stance_labels)}
+        )
         self.model_version = model_version
         self.backend = backend
 
@@ -600,6 +614,7 @@ __all__ = [
     "Backend",
     "BackendUnavailableError",
     "BatchPredictor",
+    "HeadSpec",
     "NoDefaultModelError",
     "OnnxPredictor",
     "OnnxSession",

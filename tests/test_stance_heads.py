@@ -4,6 +4,7 @@ through each row's head, the round trip, and every predictor reading a named hea
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from classifier import runtime
-from classifier.inference import Predictor
+from classifier.inference import Predictor, version_digest
 from classifier.modeling import ModelConfig, StanceHead, ThreadguardModel, label_tensors
 from classifier.runtime import OnnxPredictor
 from tests.test_backends import SAMPLE, TOLERANCE, decisive, needs_onnx
@@ -92,64 +93,100 @@ def test_comment_output_borrows_the_class_its_head_lacks(headed: ThreadguardMode
 
 def test_each_row_trains_its_own_head(headed: ThreadguardModel) -> None:
     rows = [
-        {"source": "arc", "text": "t", "stance": 4, "stance_classes": HEADS[1]["classes"]},
-        {"source": "rumoureval2019", "text": "u", "stance": 1, "stance_classes": HEADS[0]["classes"]},
+        {"source": "arc", "text": "t", "stance": 0, "stance_classes": HEADS[1]["classes"]},
+        {"source": "semeval2016_stance", "text": "u", "stance": 1, "stance_classes": HEADS[2]["classes"]},
         {"source": "olid", "text": "v", "stance": -1, "stance_classes": [], "toxicity": 1.0},
     ]  # fmt: skip
     labels = label_tensors(rows, headed.stance_labels, headed.toxicity_labels, headed.config)
-    assert labels["stance_head"].tolist() == [1, 0, 0]
+    assert labels["stance_head"].tolist() == [1, 2, 0]
     assert "stance_head" not in label_tensors(rows, headed.stance_labels, headed.toxicity_labels)
     batch = headed.collate(rows)
-    assert batch["stance_head"].tolist() == [1, 0, 0]
+    assert batch["stance_head"].tolist() == [1, 2, 0]
     headed.zero_grad()
     headed(**batch).loss.backward()
     grad = headed.stance_head.weight.grad.view(3, 5, -1).abs().sum(dim=-1)  # [H, S]
-    assert grad[2].sum() == 0  # no SemEval row: the topic head learns nothing
-    assert grad[0].sum() > 0 and grad[1].sum() > 0
-    assert grad[0, 4] == 0  # the comment head never learns 'unrelated'
+    assert grad[0].sum() == 0  # no RumourEval row: the comment head learns nothing
+    assert grad[1].sum() > 0 and grad[2].sum() > 0
+    assert grad[2, 2] == 0 and grad[2, 4] == 0  # the topic head has no query, no unrelated
 
 
-def test_heads_round_trip_and_every_predictor_reads_a_named_head(
-    headed: ThreadguardModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_training_loop_routes_each_row_to_its_head(
+    tiny_encoder_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training import trainer as trainer_module
+
+    seen: list[list[int]] = []
+    original = trainer_module.select_heads
+
+    def spy(output, heads):  # type: ignore[no-untyped-def]
+        seen.append(heads.tolist())
+        return original(output, heads)
+
+    monkeypatch.setattr(trainer_module, "select_heads", spy)
+    corpora = ["rumoureval2019", "arc", "semeval2016_stance", "olid"]
+    config = recipe(tiny_encoder_dir, tmp_path / "m", corpora=corpora, max_steps=6, eval_every=6)
+    heads = [{"name": "comment"}, {"name": "claim", "corpora": ["arc"]},
+             {"name": "topic", "corpora": ["semeval2016_stance"]}]  # fmt: skip
+    model_config = dataclasses.replace(config.model, stance_heads=heads)  # type: ignore[arg-type]
+    train(dataclasses.replace(config, model=model_config))
+    assert len(seen) == 6 and {h for batch in seen for h in batch} == {0, 1, 2}
+
+
+def test_a_model_without_heads_keeps_its_config_and_version(
+    tiny_model: ThreadguardModel, tmp_path: Path
+) -> None:
+    saved = json.loads(json.dumps(tiny_model.config.to_dict()))
+    assert "stance_heads" not in saved  # what models saved before heads carry
+    assert ModelConfig.from_dict(saved).to_dict() == saved
+    before = version_digest(tiny_model)
+    loaded = ThreadguardModel.from_pretrained(tiny_model.save_pretrained(tmp_path / "one"))
+    assert version_digest(loaded) == before
+    reference, _ = Predictor(tiny_model, batch_size=8).predict_arrays(SAMPLE)
+    with torch.no_grad():
+        batch = tiny_model.encode(*([i[k] for i in SAMPLE] for k in ("target", "context", "text")))
+        raw = tiny_model(**batch)
+    # one head: the comment output is that head's logits, untouched
+    assert torch.equal(raw.stance_logits, raw.stance_head_logits[:, 0])
+    assert np.abs(reference - torch.softmax(raw.stance_logits, -1).numpy()).max() < 1e-6
+
+
+def test_heads_round_trip_and_the_torch_predictor_reads_a_named_head(
+    headed: ThreadguardModel, tmp_path: Path
 ) -> None:
     saved = headed.save_pretrained(tmp_path / "m")
     loaded = ThreadguardModel.from_pretrained(saved)
     assert loaded.config.heads == headed.config.heads
     predictor = Predictor(loaded, batch_size=8)
-    assert predictor.stance_heads == {"comment": ("rumoureval2019",), "claim": ("fnc1", "arc"),
-                                      "topic": ("semeval2016_stance",)}  # fmt: skip
+    assert {n: h.corpora for n, h in predictor.stance_heads.items()} == {
+        "comment": ("rumoureval2019",), "claim": ("fnc1", "arc"), "topic": ("semeval2016_stance",)
+    }  # fmt: skip
+    assert predictor.stance_heads["topic"].classes == ("support", "deny", "comment")
     assert predictor.head_for("semeval2016_stance") == "topic"
     assert predictor.head_for("olid") == predictor.comment_head == "comment"
     topic, _ = predictor.predict_arrays(SAMPLE, stance_head="topic")
-    comment, tox = predictor.predict_arrays(SAMPLE)
+    comment, _ = predictor.predict_arrays(SAMPLE)
     reference, _ = Predictor(headed, batch_size=8).predict_arrays(SAMPLE, stance_head="topic")
     assert np.abs(topic - reference).max() < 1e-5
     assert topic[:, [2, 4]].max() < 1e-6 and np.allclose(topic.sum(axis=1), 1, atol=1e-5)
     assert not np.allclose(topic, comment, atol=1e-3)
     with pytest.raises(ValueError, match=r"no stance head 'rumour'; this model has \['comment'"):
         predictor.predict_arrays(SAMPLE, stance_head="rumour")
-    if runtime.onnx_available():
-        monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
-        lean = OnnxPredictor.from_folder(saved, backend="onnx", batch_size=8)
-        assert lean.stance_heads == predictor.stance_heads
-        lean_topic, _ = lean.predict_arrays(SAMPLE, stance_head="topic")
-        lean_comment, lean_tox = lean.predict_arrays(SAMPLE)
-        assert np.abs(lean_topic - topic).max() <= TOLERANCE["onnx"]
-        assert np.abs(lean_comment - comment).max() <= TOLERANCE["onnx"]
-        assert np.abs(lean_tox - tox).max() <= TOLERANCE["onnx"]
 
 
 @needs_onnx
-def test_a_model_with_one_head_exports_and_scores_as_before(
-    tiny_model: ThreadguardModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_onnx_predictor_reads_the_same_heads(
+    headed: ThreadguardModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
-    saved = decisive(tiny_model).save_pretrained(tmp_path / "one")
+    saved = headed.save_pretrained(tmp_path / "m")
+    reference = Predictor(ThreadguardModel.from_pretrained(saved), batch_size=8)
     lean = OnnxPredictor.from_folder(saved, backend="onnx", batch_size=8)
-    assert lean.stance_heads == {"comment": ()}
-    plain, _ = lean.predict_arrays(SAMPLE)
-    named, _ = lean.predict_arrays(SAMPLE, stance_head="comment")
-    assert np.abs(plain - named).max() < 1e-6
+    assert lean.stance_heads == reference.stance_heads
+    for head in (None, "comment", "claim", "topic"):
+        ours, tox = lean.predict_arrays(SAMPLE, stance_head=head)
+        theirs, ref_tox = reference.predict_arrays(SAMPLE, stance_head=head)
+        assert np.abs(ours - theirs).max() <= TOLERANCE["onnx"], head
+        assert np.abs(tox - ref_tox).max() <= TOLERANCE["onnx"]
 
 
 def test_training_fills_each_heads_classes_and_evaluation_uses_them(
@@ -172,8 +209,9 @@ def test_training_fills_each_heads_classes_and_evaluation_uses_them(
     scorer = TransformerScorer(str(tmp_path / "m"), tmp_path / "m")
     semeval = load_corpus("semeval2016_stance", FIXTURES)["test"]
     scores = scorer.score("semeval2016_stance", semeval, None)  # type: ignore[arg-type]
-    assert scores.stance is not None
-    assert scores.stance[:, [2, 4]].max() < 1e-6  # the topic head: no query, no unrelated
+    assert scores.stance is not None and scores.stance_labels == ("support", "deny", "comment")
+    direct, _ = scorer.predictor.predict_arrays(semeval, stance_head="topic")
+    assert np.abs(scores.stance - direct[:, [0, 1, 3]]).max() < 1e-6
 
 
 def test_a_head_without_two_classes_is_refused(tiny_encoder_dir: Path, tmp_path: Path) -> None:

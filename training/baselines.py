@@ -336,10 +336,13 @@ class TransformerScorer:
     def score(self, corpus: str, data: datasets.Dataset, splits_of: SplitsOf) -> Scores:
         """Stance and toxicity probabilities for every row of ``data``."""
         rows = data.select_columns(["target", "context", "text"])
-        head = self.predictor.head_for(corpus)
-        stance, toxicity = self.predictor.predict_arrays(rows, stance_head=head)
         predictor = self.predictor
-        return Scores(predictor.stance_labels, stance, predictor.toxicity_labels, toxicity)
+        head = predictor.head_for(corpus)
+        stance, toxicity = predictor.predict_arrays(rows, stance_head=head)
+        # only the classes the corpus's head can say: another one is missing, not improbable
+        classes = predictor.stance_heads[head].classes
+        stance = stance[:, [predictor.stance_labels.index(c) for c in classes]]
+        return Scores(classes, stance, predictor.toxicity_labels, toxicity)
 
 
 Scorer = TransformerScorer | Baseline

@@ -94,6 +94,7 @@ def load_corpora(config: TrainConfig) -> list[CorpusData]:
 def learned_labels(train: datasets.Dataset) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The stance classes and toxicity labels the training data actually annotates."""
     stance = {name for classes in train["stance_classes"] for name in classes}
+    stance |= {STANCE_LABELS[i] for i in train["stance"] if i >= 0}
     toxicity = []
     for name in TOXICITY_LABELS:
         values = np.asarray(train[name], dtype=np.float32)
@@ -103,18 +104,25 @@ def learned_labels(train: datasets.Dataset) -> tuple[tuple[str, ...], tuple[str,
     return tuple(n for n in STANCE_LABELS if n in stance), tuple(toxicity)
 
 
-def head_classes(train: datasets.Dataset, config: ModelConfig) -> tuple[StanceHead, ...]:
-    """``config``'s stance heads, each with the classes its corpora annotate in ``train``.
+def head_classes(
+    train: datasets.Dataset, config: ModelConfig, stance_labels: Sequence[str]
+) -> tuple[StanceHead, ...]:
+    """``config``'s stance heads, each with the classes of ``stance_labels`` its corpora
+    annotate in ``train`` (of those the recipe gives the head, when it gives some).
 
     Raises ``ValueError`` for a head that would learn fewer than two classes.
     """
     found: dict[str, set[str]] = {head.name: set() for head in config.stance_heads}
-    for source, classes in zip(train["source"], train["stance_classes"], strict=True):
-        if classes:
+    columns = zip(train["source"], train["stance_classes"], train["stance"], strict=True)
+    for source, classes, label in columns:
+        if label >= 0:  # a corpus with no class list annotates at least the labels it uses
+            found[config.head_for(source)].update([*classes, STANCE_LABELS[label]])
+        elif classes:
             found[config.head_for(source)].update(classes)
     heads = []
     for head in config.stance_heads:
-        classes = tuple(n for n in config.stance_labels if n in found[head.name])
+        allowed = head.classes or stance_labels
+        classes = tuple(n for n in stance_labels if n in found[head.name] and n in allowed)
         if len(classes) < 2:
             raise ValueError(
                 f"stance head {head.name!r} would learn {list(classes)}: its corpora "
@@ -322,11 +330,15 @@ def train(
     if not toxicity_labels:
         toxicity_labels = config.model.toxicity_labels  # no toxicity data: head stays untrained
         logger.warning("the recipe has no toxicity corpus; the toxicity head is not trained")
+    heads = config.model.stance_heads
+    if heads:
+        heads = head_classes(train_data, config.model, stance_labels)
     model_config = replace(
-        config.model, stance_labels=stance_labels, toxicity_labels=toxicity_labels
+        config.model,
+        stance_labels=stance_labels,
+        toxicity_labels=toxicity_labels,
+        stance_heads=heads,
     )
-    if model_config.stance_heads:
-        model_config = replace(model_config, stance_heads=head_classes(train_data, model_config))
     logger.info("labels learned: stance %s, toxicity %s", stance_labels, toxicity_labels)
 
     model = ThreadguardModel.from_encoder(model_config)
