@@ -13,7 +13,7 @@ import torch
 from classifier.modeling import ThreadguardModel
 from training import trainer as trainer_module
 from training.config import TrainConfig, load_config
-from training.corpora import CORPORA
+from training.corpora import CORPORA, load_corpus
 from training.trainer import train
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
@@ -218,3 +218,18 @@ def test_a_corpus_can_be_checked_on_more_of_its_dev_split(tiny_encoder_dir: Path
     assert len(rumours.dev) > 2 and len(olid.dev) == 2
     with pytest.raises(ValueError, match="eval_max_examples must be a positive integer, got 0"):
         TrainConfig.from_dict({"corpora": [{"name": "olid", "eval_max_examples": 0}]})
+
+
+def test_a_recipe_can_assume_a_label_the_corpus_leaves_unknown(tiny_encoder_dir: Path) -> None:
+    corpora = [{"name": "toxic_spans", "assume": {"spam": 0.0}}, "olid"]
+    config = recipe(tiny_encoder_dir, Path("unused"), corpora=corpora)
+    spans, olid = trainer_module.load_corpora(config)
+    assert spans.train is not None and spans.dev is not None and olid.train is not None
+    assert set(spans.train["spam"]) == {0.0}  # every training row is a spam negative now
+    assert set(spans.dev["spam"]) == {-1.0}  # dev keeps the corpus's own labels
+    assert set(olid.train["spam"]) == {-1.0}
+    assert spans.train["toxicity"] == load_corpus("toxic_spans", FIXTURES)["train"]["toxicity"]
+    with pytest.raises(ValueError, match="assume names 'spamm', not a toxicity label"):
+        TrainConfig.from_dict({"corpora": [{"name": "olid", "assume": {"spamm": 0}}]})
+    with pytest.raises(ValueError, match=r"assume spam=2 is not a number in \[0, 1\]"):
+        TrainConfig.from_dict({"corpora": [{"name": "olid", "assume": {"spam": 2}}]})

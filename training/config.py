@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 
+from classifier.labels import TOXICITY_LABELS
 from classifier.modeling import ModelConfig, reject_unknown_keys
 
 Scheduler = Literal["linear", "cosine", "constant"]
@@ -30,7 +31,10 @@ class CorpusEntry:
     caps the count before weighting. ``hub_id`` loads it from the Hugging Face
     Hub instead of the local data root. ``eval_max_examples`` overrides the
     recipe's cap on its dev split (a corpus whose small dev subset misleads
-    checkpoint choice can be measured on more of it).
+    checkpoint choice can be measured on more of it). ``assume`` gives labels the
+    corpus leaves unknown a value for every training row (``{spam: 0.0}``: news
+    comments nobody posted as spam teach the spam head what a comment looks like);
+    its dev and test splits keep the corpus's own labels.
     """
 
     name: str
@@ -38,12 +42,25 @@ class CorpusEntry:
     max_examples: int | None = None
     hub_id: str | None = None
     eval_max_examples: int | None = None
+    assume: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"corpus name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.weight, int | float) or self.weight <= 0:
             raise ValueError(f"corpus {self.name}: weight must be > 0, got {self.weight!r}")
+        if not isinstance(self.assume, Mapping):
+            raise ValueError(f"corpus {self.name}: assume must be a mapping, got {self.assume!r}")
+        for label, value in self.assume.items():
+            if label not in TOXICITY_LABELS:
+                raise ValueError(
+                    f"corpus {self.name}: assume names {label!r}, not a toxicity label "
+                    f"({list(TOXICITY_LABELS)})"
+                )
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ValueError(
+                    f"corpus {self.name}: assume {label}={value!r} is not a number in [0, 1]"
+                )
         for key in ("max_examples", "eval_max_examples"):
             value = getattr(self, key)
             if value is not None and (

@@ -83,12 +83,19 @@ def load_corpora(config: TrainConfig) -> list[CorpusData]:
         train = splits.get("train")
         if train is not None and entry.max_examples and len(train) > entry.max_examples:
             train = train.shuffle(seed=config.seed).select(range(entry.max_examples))
+        if train is not None and entry.assume:
+            train = train.map(_assume, fn_kwargs={"values": dict(entry.assume)})
         dev = splits.get("dev")
         cap = entry.eval_max_examples or config.eval_max_examples
         if dev is not None and cap and len(dev) > cap:
             dev = dev.shuffle(seed=config.seed).select(range(cap))
         out.append(CorpusData(entry.name, train, dev))
     return out
+
+
+def _assume(row: dict[str, Any], values: Mapping[str, float]) -> dict[str, Any]:
+    """``row`` with each label of ``values`` set where the corpus left it unknown."""
+    return {k: float(v) if row[k] < 0 else row[k] for k, v in values.items()}
 
 
 def learned_labels(train: datasets.Dataset) -> tuple[tuple[str, ...], tuple[str, ...]]:
