@@ -25,12 +25,12 @@ from classifier.modeling import ThreadguardModel
 from classifier.runtime import (
     DEFAULT_MODEL_DIR,
     BatchPredictor,
-    HeadSpec,
     NoDefaultModelError,
     Prediction,
     StancePrediction,
     model_dir,
     resolve_backend,
+    stance_heads_of,
     version_name,
 )
 
@@ -105,7 +105,7 @@ class Predictor(BatchPredictor):
         )
         self.stance_labels = tuple(self.model.stance_labels)
         self.toxicity_labels = tuple(self.model.toxicity_labels)
-        self.stance_heads = {h.name: HeadSpec(h.corpora, h.classes) for h in model.config.heads}
+        self.stance_heads = stance_heads_of(model.config.to_dict())
 
     @property
     def input_encoder(self) -> InputEncoder:

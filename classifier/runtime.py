@@ -437,7 +437,7 @@ class OnnxPredictor(BatchPredictor):
         self.stance_labels = tuple(stance_labels)
         self.toxicity_labels = tuple(toxicity_labels)
         self.stance_heads = dict(
-            stance_heads or {DEFAULT_STANCE_HEAD: HeadSpec((), self.stance_labels)}
+            stance_heads or stance_heads_of({"stance_labels": self.stance_labels})
         )
         self.model_version = model_version
         self.backend = backend

@@ -122,10 +122,8 @@ def head_classes(
     found: dict[str, set[str]] = {head.name: set() for head in config.stance_heads}
     columns = zip(train["source"], train["stance_classes"], train["stance"], strict=True)
     for source, classes, label in columns:
-        if label >= 0:  # a corpus with no class list annotates at least the labels it uses
-            found[config.head_for(source)].update([*classes, STANCE_LABELS[label]])
-        elif classes:
-            found[config.head_for(source)].update(classes)
+        # a corpus with no class list annotates at least the labels it uses
+        found[config.head_for(source)].update(classes, [STANCE_LABELS[label]] if label >= 0 else [])
     heads = []
     for head in config.stance_heads:
         allowed = head.classes or stance_labels
