@@ -370,6 +370,8 @@ class ThreadguardModel(nn.Module):
         self.encoder: nn.Module = encoder  # a peft wrapper after apply_lora
         self.tokenizer = tokenizer
         self.training_config: dict[str, Any] | None = None
+        # stance offsets fitted on dev and folded into the stance bias (training.offsets)
+        self.stance_offsets: list[dict[str, Any]] | None = None
         hidden = int(encoder.config.hidden_size)
         self.dropout = nn.Dropout(config.dropout)
         heads = config.heads
@@ -446,6 +448,7 @@ class ThreadguardModel(nn.Module):
         model.stance_head.load_state_dict(_prefixed(heads, "stance_head."))
         model.toxicity_head.load_state_dict(_prefixed(heads, "toxicity_head."))
         model.training_config = meta.get("training_config")
+        model.stance_offsets = meta.get("stance_offsets")
         return model.eval()
 
     # ----------------------------------------------------------------- properties
@@ -626,6 +629,8 @@ class ThreadguardModel(nn.Module):
             "versions": _versions(peft_used=bool(_lora_layers(self.encoder))),
             "num_parameters": self.size_info(),
         }
+        if self.stance_offsets is not None:  # absent when unset: older models keep their files
+            meta["stance_offsets"] = self.stance_offsets
         if mode == "full":
             encoder: Any = self.encoder
             if _lora_layers(encoder):
@@ -634,6 +639,37 @@ class ThreadguardModel(nn.Module):
         else:
             tensors, meta["delta"] = _encoder_delta(self.encoder, self.config.encoder)
             save_file(tensors, str(path / DELTA_FILE))
+        self._write_heads(path)
+        self.tokenizer.save_pretrained(str(path))
+        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        logger.info("saved threadguard model (%s mode) to %s", mode, path)
+        return path
+
+    def save_heads(self, path: str | Path) -> Path:
+        """Rewrite the heads and ``stance_offsets`` of the model saved at ``path``, leaving
+        its encoder files as they are: for a change to the heads alone (fitted stance
+        offsets) of a model whose encoder was loaded from a delta (merged, so saving it
+        again as a delta would store whole matrices).
+
+        Raises ``ValueError`` when ``path`` holds no saved model with this config.
+        """
+        path = Path(path)
+        if not (path / CONFIG_FILE).exists():
+            raise ValueError(f"{path} holds no saved threadguard model")
+        meta = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        if ModelConfig.from_dict(meta["model_config"]) != self.config:
+            raise ValueError(
+                f"{path} holds a model with another config; save_pretrained it instead"
+            )
+        meta.pop("stance_offsets", None)
+        if self.stance_offsets is not None:
+            meta["stance_offsets"] = self.stance_offsets
+        self._write_heads(path)
+        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        logger.info("saved the heads to %s", path)
+        return path
+
+    def _write_heads(self, path: Path) -> None:
         heads = {
             **{f"stance_head.{k}": v for k, v in self.stance_head.state_dict().items()},
             **{f"toxicity_head.{k}": v for k, v in self.toxicity_head.state_dict().items()},
@@ -641,10 +677,6 @@ class ThreadguardModel(nn.Module):
         save_file(
             {k: v.detach().cpu().contiguous() for k, v in heads.items()}, str(path / HEADS_FILE)
         )
-        self.tokenizer.save_pretrained(str(path))
-        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        logger.info("saved threadguard model (%s mode) to %s", mode, path)
-        return path
 
 
 def _prefixed(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

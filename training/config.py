@@ -113,6 +113,7 @@ class TrainConfig:
     save_mode: Literal["auto", "full", "delta"] = "auto"
     device: Device = "auto"
     num_threads: int | None = None
+    stance_offsets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         def positive(name: str, integer: bool = True) -> None:
@@ -144,6 +145,17 @@ class TrainConfig:
         names = [c.name for c in self.corpora]
         if len(set(names)) != len(names):
             raise ValueError(f"corpora: a corpus is listed twice in {names}")
+        if isinstance(self.stance_offsets, str):
+            raise ValueError(
+                f"stance_offsets must be a list of head names, got {self.stance_offsets!r}"
+            )
+        object.__setattr__(self, "stance_offsets", tuple(self.stance_offsets))
+        heads = [h.name for h in self.model.heads]
+        unknown_heads = [h for h in self.stance_offsets if h not in heads]
+        if unknown_heads:
+            raise ValueError(
+                f"stance_offsets names {unknown_heads}, not among the model's stance heads {heads}"
+            )
         for head in self.model.stance_heads:
             unknown = [c for c in head.corpora if c not in names]
             if unknown:

@@ -17,7 +17,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from classifier.modeling import (
     compute_loss,
     select_heads,
 )
-from training.config import TrainConfig
+from training.config import CorpusEntry, TrainConfig
 from training.corpora import load_corpus
 from training.metrics import dev_metrics
 
@@ -74,23 +74,40 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_corpora(config: TrainConfig) -> list[CorpusData]:
-    """Load every corpus of the recipe (train and dev splits)."""
+def load_corpora(
+    config: TrainConfig, only: Collection[str] | None = None, train: bool = True
+) -> list[CorpusData]:
+    """Load the recipe's corpora (those named in ``only``, default all): their train
+    splits as the recipe samples them (None with ``train=False``) and their dev splits
+    as checkpoints are chosen on."""
     out = []
     for entry in config.corpora:
+        if only is not None and entry.name not in only:
+            continue
         splits = load_corpus(entry.name, config.data_root, hub_id=entry.hub_id)
         assert isinstance(splits, datasets.DatasetDict)
-        train = splits.get("train")
-        if train is not None and entry.max_examples and len(train) > entry.max_examples:
-            train = train.shuffle(seed=config.seed).select(range(entry.max_examples))
-        if train is not None and entry.assume:
-            train = train.map(_assume, fn_kwargs={"values": dict(entry.assume)})
-        dev = splits.get("dev")
-        cap = entry.eval_max_examples or config.eval_max_examples
-        if dev is not None and cap and len(dev) > cap:
-            dev = dev.shuffle(seed=config.seed).select(range(cap))
-        out.append(CorpusData(entry.name, train, dev))
+        train_rows = _train_rows(splits.get("train"), entry, config) if train else None
+        out.append(CorpusData(entry.name, train_rows, _dev_rows(splits.get("dev"), entry, config)))
     return out
+
+
+def _train_rows(
+    train: datasets.Dataset | None, entry: CorpusEntry, config: TrainConfig
+) -> datasets.Dataset | None:
+    if train is not None and entry.max_examples and len(train) > entry.max_examples:
+        train = train.shuffle(seed=config.seed).select(range(entry.max_examples))
+    if train is not None and entry.assume:
+        train = train.map(_assume, fn_kwargs={"values": dict(entry.assume)})
+    return train
+
+
+def _dev_rows(
+    dev: datasets.Dataset | None, entry: CorpusEntry, config: TrainConfig
+) -> datasets.Dataset | None:
+    cap = entry.eval_max_examples or config.eval_max_examples
+    if dev is not None and cap and len(dev) > cap:
+        dev = dev.shuffle(seed=config.seed).select(range(cap))
+    return dev
 
 
 def _assume(row: dict[str, Any], values: Mapping[str, float]) -> dict[str, Any]:
@@ -325,6 +342,17 @@ def train(
     device = _device(config)
 
     corpora = load_corpora(config)
+    for head in config.stance_offsets:  # fail now, not after hours of training
+        if not any(
+            config.model.head_for(c.name) == head
+            and c.dev is not None
+            and any(s >= 0 for s in c.dev["stance"])
+            for c in corpora
+        ):
+            raise ValueError(
+                f"stance_offsets: stance head {head!r} has no corpus with a dev split with "
+                "stance labels to fit its offsets on"
+            )
     train_data = mix_training_data(corpora, config)
     stance_labels, toxicity_labels = learned_labels(train_data)
     stance_labels = tuple(n for n in config.model.stance_labels if n in stance_labels)
@@ -502,4 +530,8 @@ def train(
         log.close()
     if stop:
         logger.info("early stop at step %d: best %s at step %s", step, best, best_step)
+    if config.stance_offsets:
+        from training.offsets import fit_stance_offsets
+
+        fit_stance_offsets(out, config.stance_offsets, corpora=corpora, refit=False)
     return TrainResult(out, step, best, best_step, history)

@@ -52,3 +52,48 @@ def train(
         f"at step {result.best_step}; model in {result.output_dir}",
         err=True,
     )
+
+
+@app.command("fit-offsets")
+def fit_offsets(
+    model: Annotated[Path, typer.Argument(help="A saved model folder (changed in place).")],
+    head: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--head",
+            help="Stance head to fit (repeatable; default: the recipe's stance_offsets, "
+            "else the comment head).",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write a fitted copy here instead of in place."),
+    ] = None,
+    data_root: Annotated[
+        str | None,
+        typer.Option(
+            "--data-root", help="Corpora folder (default: the recipe's, or ../shared/data)."
+        ),
+    ] = None,
+) -> None:
+    """Fit per-class stance offsets on the dev splits of a head's corpora (needs the
+    `train` extra); the trainer runs this itself for the heads a recipe's
+    stance_offsets names."""
+    try:
+        from training.offsets import fit_stance_offsets
+    except ImportError as exc:
+        raise typer.BadParameter(
+            f"fitting needs the train extra ({exc.name} is missing): pip install 'threadguard[train]'"
+        ) from None
+    try:
+        records = fit_stance_offsets(model, head, output_dir=output, data_root=data_root)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="MODEL") from None
+    for r in records:
+        shifts = ", ".join(f"{k} {v:+.1f}" for k, v in r["offsets"].items())
+        typer.echo(
+            f"{r['head']}: {shifts} (anchor {r['anchor']}); dev primary "
+            f"{r['dev_before']:.4f} -> {r['dev_after']:.4f} on {', '.join(r['corpora'])} "
+            f"({r['dev_rows']} rows)",
+            err=True,
+        )
