@@ -640,6 +640,10 @@ class ThreadguardModel(nn.Module):
             tensors, meta["delta"] = _encoder_delta(self.encoder, self.config.encoder)
             save_file(tensors, str(path / DELTA_FILE))
         self._write_heads(path)
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None:  # a padded call leaves its settings there; do not ship them
+            backend.no_truncation()
+            backend.no_padding()
         self.tokenizer.save_pretrained(str(path))
         (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         logger.info("saved threadguard model (%s mode) to %s", mode, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -370,6 +371,16 @@ def test_full_round_trip_is_bit_identical(tiny_model: ThreadguardModel, tmp_path
         assert torch.equal(tensor, loaded.state_dict()[name]), name
     meta = (path / CONFIG_FILE).read_text()
     assert '"transformers"' in meta and '"torch"' in meta and '"threadguard"' in meta
+
+
+def test_saved_tokenizer_carries_no_call_settings(
+    tiny_model: ThreadguardModel, tmp_path: Path
+) -> None:
+    # a padded, truncated call (as training's collate makes) must not become the shipped default
+    tiny_model.tokenizer(["a b c"], padding="max_length", truncation=True, max_length=16)
+    path = tiny_model.save_pretrained(tmp_path / "model", mode="full")
+    saved = json.loads((path / "tokenizer.json").read_text())
+    assert saved["padding"] is None and saved["truncation"] is None
 
 
 @pytest.mark.parametrize("toxicity_input", ["comment_span", "comment"])

@@ -29,6 +29,7 @@ import torch
 from classifier.labels import STANCE_LABELS
 from classifier.modeling import ThreadguardModel
 from training.config import TrainConfig
+from training.corpora import CORPORA
 from training.metrics import dev_metrics
 from training.trainer import CorpusData, load_corpora, predict_dataset
 
@@ -177,7 +178,13 @@ def fit_stance_offsets(
         done = {r["head"] for r in model.stance_offsets or []}
         heads = [h for h in heads if h not in done]
     if corpora is None:
-        wanted = {c.name for c in recipe.corpora if model.config.head_for(c.name) in heads}
+        wanted = {
+            c.name
+            for c in recipe.corpora
+            if model.config.head_for(c.name) in heads
+            and c.name in CORPORA
+            and CORPORA[c.name].task == "stance"
+        }
         corpora = load_corpora(recipe, only=wanted, train=False)
     batch = batch_size or recipe.eval_batch_size
     records = [fit_head_offsets(model, h, corpora, batch) for h in heads]
