@@ -629,8 +629,6 @@ class ThreadguardModel(nn.Module):
             "versions": _versions(peft_used=bool(_lora_layers(self.encoder))),
             "num_parameters": self.size_info(),
         }
-        if self.stance_offsets is not None:  # absent when unset: older models keep their files
-            meta["stance_offsets"] = self.stance_offsets
         if mode == "full":
             encoder: Any = self.encoder
             if _lora_layers(encoder):
@@ -645,7 +643,7 @@ class ThreadguardModel(nn.Module):
             backend.no_truncation()
             backend.no_padding()
         self.tokenizer.save_pretrained(str(path))
-        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        self._write_meta(path, meta)
         logger.info("saved threadguard model (%s mode) to %s", mode, path)
         return path
 
@@ -665,13 +663,16 @@ class ThreadguardModel(nn.Module):
             raise ValueError(
                 f"{path} holds a model with another config; save_pretrained it instead"
             )
-        meta.pop("stance_offsets", None)
-        if self.stance_offsets is not None:
-            meta["stance_offsets"] = self.stance_offsets
         self._write_heads(path)
-        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        self._write_meta(path, meta)
         logger.info("saved the heads to %s", path)
         return path
+
+    def _write_meta(self, path: Path, meta: dict[str, Any]) -> None:
+        meta.pop("stance_offsets", None)
+        if self.stance_offsets is not None:  # absent when unset: older models keep their files
+            meta["stance_offsets"] = self.stance_offsets
+        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
     def _write_heads(self, path: Path) -> None:
         heads = {

@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import datasets
 import numpy as np
 import torch
 
@@ -31,7 +30,7 @@ from classifier.modeling import ThreadguardModel
 from training.config import TrainConfig
 from training.corpora import CORPORA
 from training.metrics import dev_metrics
-from training.trainer import CorpusData, load_corpora, predict_dataset
+from training.trainer import CorpusData, head_dev_splits, load_corpora, predict_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +93,7 @@ def fit_head_offsets(
         raise ValueError(f"stance head {head!r} is not one of the model's heads {names}")
     spec = model.config.heads[names.index(head)]
     labels = model.stance_labels
-    dev: list[tuple[str, datasets.Dataset]] = []
-    for data in corpora:
-        if model.config.head_for(data.name) != head or data.dev is None:
-            continue
-        if any(s >= 0 for s in data.dev["stance"]):
-            dev.append((data.name, data.dev))
+    dev = head_dev_splits(model.config, head, corpora)
     if not dev:
         raise ValueError(
             f"stance head {head!r}: none of its corpora ({list(spec.corpora) or 'the rest'}) "

@@ -115,6 +115,20 @@ def _assume(row: dict[str, Any], values: Mapping[str, float]) -> dict[str, Any]:
     return {k: float(v) if row[k] < 0 else row[k] for k, v in values.items()}
 
 
+def head_dev_splits(
+    model_config: ModelConfig, head: str, corpora: Sequence[CorpusData]
+) -> list[tuple[str, datasets.Dataset]]:
+    """(name, dev split) of each corpus trained through stance head ``head`` whose dev
+    split has stance labels."""
+    return [
+        (c.name, c.dev)
+        for c in corpora
+        if model_config.head_for(c.name) == head
+        and c.dev is not None
+        and any(s >= 0 for s in c.dev["stance"])
+    ]
+
+
 def learned_labels(train: datasets.Dataset) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The stance classes and toxicity labels the training data actually annotates."""
     stance = {name for classes in train["stance_classes"] for name in classes}
@@ -343,12 +357,7 @@ def train(
 
     corpora = load_corpora(config)
     for head in config.stance_offsets:  # fail now, not after hours of training
-        if not any(
-            config.model.head_for(c.name) == head
-            and c.dev is not None
-            and any(s >= 0 for s in c.dev["stance"])
-            for c in corpora
-        ):
+        if not head_dev_splits(config.model, head, corpora):
             raise ValueError(
                 f"stance_offsets: stance head {head!r} has no corpus with a dev split with "
                 "stance labels to fit its offsets on"
