@@ -12,6 +12,7 @@ not make a calm comment look toxic.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def main() -> None:
         col = model.toxicity_labels.index("toxicity")
 
         def tox(
-            items: list[dict[str, str]], predictor: Predictor = predictor, col: int = col
+            items: Sequence[Mapping[str, object]], predictor: Predictor = predictor, col: int = col
         ) -> np.ndarray:
             return predictor.predict_arrays(items)[1][:, col]
 
@@ -72,7 +73,7 @@ def main() -> None:
         alone = tox([{"text": t} for t in calm])
         paired = np.stack(
             [
-                tox([dict(comment_item(t, None, a.article.title, a.article.body)) for t in calm])
+                tox([comment_item(t, None, a.article.title, a.article.body) for t in calm])
                 for a in articles
             ]
         ).mean(axis=0)

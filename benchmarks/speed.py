@@ -222,7 +222,9 @@ def peer_dir(kind: str, work: Path) -> Path:
     torch.manual_seed(0)
     model: Any
     if kind == "bert":
-        model = BertForSequenceClassification(BertConfig(num_labels=6))
+        bert_config = BertConfig()
+        bert_config.num_labels = 6
+        model = BertForSequenceClassification(bert_config)
     else:
         config = RobertaConfig(
             vocab_size=50265,
@@ -232,8 +234,8 @@ def peer_dir(kind: str, work: Path) -> Path:
             pad_token_id=1,
             bos_token_id=0,
             eos_token_id=2,
-            num_labels=16,
         )
+        config.num_labels = 16
         model = RobertaForSequenceClassification(config)
     model.save_pretrained(str(path))
     return path
@@ -672,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
         setup = Setup.from_args(args, args.model, work)
         print(json.dumps(child(args.child, args.system, setup, args.threads[0])))
         return 0
-    from classifier import backends as backends_module
+    from classifier.runtime import onnx_available
 
     lines: list[str] = []
 
@@ -681,9 +683,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text, flush=True)
         lines.append(text)
 
-    available = [
-        b for b in args.backends if not b.startswith("onnx") or backends_module.onnx_available()
-    ]
+    available = [b for b in args.backends if not b.startswith("onnx") or onnx_available()]
     skipped = sorted(set(args.backends) - set(available))
     model_path = args.model or default_model_dir()
     model_note = f"model: {model_path}"

@@ -56,3 +56,21 @@ def test_goals_compare_against_the_bert_peer() -> None:
     assert all(line.endswith("MISSED") for line in speed.goals([slow, bert], [1, 2], "int8"))
     table = speed.ratio_table([ours, bert], [1, 2])
     assert "7.20×" in table  # throughput at 2 threads, 180 / 25
+
+
+def test_thread_position_reads_the_adapters_fields() -> None:
+    """Source post, direct reply and reply to a reply, as the RumourEval adapter builds them."""
+    from training.corpora import read_corpus
+
+    thread_position = _load("thread_position")
+    rows = {
+        row["id"]: row
+        for split in read_corpus("rumoureval2019", ROOT / "tests/fixtures/corpora").splits.values()
+        for row in split
+    }
+    ids = ["twitter:1001", "twitter:1002", "twitter:1003", "reddit:abc123", "reddit:c1"]
+    picked = [rows[i] for i in ids]
+    where = thread_position.positions(
+        [r["target"] for r in picked], [r["context"] for r in picked], [r["text"] for r in picked]
+    )
+    assert list(where) == ["source", "direct", "deeper", "source", "direct"]
