@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -190,6 +191,31 @@ def test_corpus_balanced_weights_balance_classes_within_each_corpus(tiny_model: 
     assert 3 * fnc_unrel == pytest.approx(fnc_support)
     assert olid == 0.0  # no stance label: no stance weight
     assert w[:12].mean() == pytest.approx(1.0)
+
+
+def test_stance_loss_weight_scales_one_corpus_without_repeating_it(tiny_model: Any) -> None:
+    from training.config import CorpusEntry
+    from training.data import make_example, to_dataset
+    from training.trainer import class_weights
+
+    classes = ("support", "deny", "query", "comment")
+    rows = [
+        make_example(id=f"{src}{i}", source=src, split="train", text="t", stance=s,
+                     stance_classes=classes)
+        for src in ("rumour", "semeval")
+        for i, s in enumerate(["comment"] * 3 + ["deny"])
+    ] + [make_example(id="o", source="olid", split="train", text="t", toxicity={"toxicity": 1.0})]  # fmt: skip
+    data = to_dataset(rows)
+    _, _, base = class_weights(data, tiny_model, "corpus_balanced")
+    _, _, leaned = class_weights(data, tiny_model, "corpus_balanced", {"rumour": 3.0})
+    assert base is not None and leaned is not None
+    assert np.allclose(leaned[:4], 3 * base[:4]) and np.allclose(leaned[4:], base[4:])
+    # without class weighting the factor still applies: ones elsewhere, none for no stance
+    _, _, plain = class_weights(data, tiny_model, "none", {"rumour": 2.0, "semeval": 1.0})
+    assert plain is not None and list(plain) == [2.0] * 4 + [1.0] * 4 + [0.0]
+    assert class_weights(data, tiny_model, "none", {"rumour": 1.0})[2] is None
+    with pytest.raises(ValueError, match="stance_loss_weight must be > 0, got 0"):
+        CorpusEntry(name="rumour", stance_loss_weight=0)
 
 
 def test_lora_recipe_saves_a_small_delta_that_loads(tiny_encoder_dir: Path, tmp_path: Path) -> None:

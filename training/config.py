@@ -34,7 +34,9 @@ class CorpusEntry:
     checkpoint choice can be measured on more of it). ``assume`` gives labels the
     corpus leaves unknown a value for every training row (``{spam: 0.0}``: news
     comments nobody posted as spam teach the spam head what a comment looks like);
-    its dev and test splits keep the corpus's own labels.
+    its dev and test splits keep the corpus's own labels. ``stance_loss_weight``
+    multiplies its examples' share of the stance loss without repeating them (unlike
+    ``weight``): a way to lean on one stance head's corpus without overfitting it.
     """
 
     name: str
@@ -43,12 +45,15 @@ class CorpusEntry:
     hub_id: str | None = None
     eval_max_examples: int | None = None
     assume: Mapping[str, float] = field(default_factory=dict)
+    stance_loss_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"corpus name must be a non-empty string, got {self.name!r}")
-        if not isinstance(self.weight, int | float) or self.weight <= 0:
-            raise ValueError(f"corpus {self.name}: weight must be > 0, got {self.weight!r}")
+        for key in ("weight", "stance_loss_weight"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"corpus {self.name}: {key} must be > 0, got {value!r}")
         if not isinstance(self.assume, Mapping):
             raise ValueError(f"corpus {self.name}: assume must be a mapping, got {self.assume!r}")
         for label, value in self.assume.items():

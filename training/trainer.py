@@ -189,7 +189,10 @@ def mix_training_data(corpora: Sequence[CorpusData], config: TrainConfig) -> dat
 
 
 def class_weights(
-    train: datasets.Dataset, model: ThreadguardModel, how: str
+    train: datasets.Dataset,
+    model: ThreadguardModel,
+    how: str,
+    stance_loss_weights: Mapping[str, float] | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, np.ndarray | None]:
     """Loss weights from label frequencies: (stance class weights, toxicity positive
     weights, per-example stance weights).
@@ -199,11 +202,14 @@ def class_weights(
     ``corpus_sqrt`` do the same within each corpus, per example, so that a rare
     class of a small corpus (RumourEval's ``deny``) is not drowned by another
     corpus's frequent one. Weights are normalised to mean 1 and capped at 10.
+    ``stance_loss_weights`` (corpus name → factor, a recipe's ``stance_loss_weight``)
+    then multiply the per-example stance weights of that corpus's rows.
     """
-    if how == "none":
-        return None, None, None
-    power = 1.0 if how.endswith("balanced") else 0.5
     stance = np.asarray(train["stance"])
+    scaled = {k: v for k, v in (stance_loss_weights or {}).items() if v != 1.0}
+    if how == "none":
+        return None, None, _scale_by_corpus(None, train, stance, scaled)
+    power = 1.0 if how.endswith("balanced") else 0.5
     stance_w = example_w = None
     if how.startswith("corpus"):
         sources = np.asarray(train["source"])
@@ -233,7 +239,23 @@ def class_weights(
         known = values[values >= 0]
         p = float(known.mean()) if len(known) else 0.0
         pos.append(min(((1 - p) / p) ** power, 10.0) if 0 < p < 1 else 1.0)
-    return stance_w, torch.tensor(pos), example_w
+    return stance_w, torch.tensor(pos), _scale_by_corpus(example_w, train, stance, scaled)
+
+
+def _scale_by_corpus(
+    example_w: np.ndarray | None,
+    train: datasets.Dataset,
+    stance: np.ndarray,
+    factors: Mapping[str, float],
+) -> np.ndarray | None:
+    """``example_w`` (ones where absent) with each named corpus's labelled rows scaled."""
+    if not factors:
+        return example_w
+    weights = example_w.copy() if example_w is not None else (stance >= 0).astype(np.float32)
+    sources = np.asarray(train["source"])
+    for name, factor in factors.items():
+        weights[(sources == name) & (stance >= 0)] *= factor
+    return weights
 
 
 def batch_order(
@@ -388,7 +410,12 @@ def train(
         apply_lora(model)
     model.training_config = config.to_dict()
     model.to(device).train()
-    stance_w, tox_pos, example_w = class_weights(train_data, model, config.class_weighting)
+    stance_w, tox_pos, example_w = class_weights(
+        train_data,
+        model,
+        config.class_weighting,
+        {entry.name: entry.stance_loss_weight for entry in config.corpora},
+    )
 
     head_params = [*model.stance_head.parameters(), *model.toxicity_head.parameters()]
     head_ids = {id(p) for p in head_params}
