@@ -207,12 +207,12 @@ def class_weights(
     """
     stance = np.asarray(train["stance"])
     scaled = {k: v for k, v in (stance_loss_weights or {}).items() if v != 1.0}
+    sources = np.asarray(train["source"]) if scaled or how.startswith("corpus") else None
     if how == "none":
-        return None, None, _scale_by_corpus(None, train, stance, scaled)
+        return None, None, _scale_by_corpus(None, sources, stance, scaled)
     power = 1.0 if how.endswith("balanced") else 0.5
     stance_w = example_w = None
-    if how.startswith("corpus"):
-        sources = np.asarray(train["source"])
+    if sources is not None and how.startswith("corpus"):
         example_w = np.zeros(len(stance), dtype=np.float32)
         for source in np.unique(sources[stance >= 0]):
             rows = (sources == source) & (stance >= 0)
@@ -239,20 +239,19 @@ def class_weights(
         known = values[values >= 0]
         p = float(known.mean()) if len(known) else 0.0
         pos.append(min(((1 - p) / p) ** power, 10.0) if 0 < p < 1 else 1.0)
-    return stance_w, torch.tensor(pos), _scale_by_corpus(example_w, train, stance, scaled)
+    return stance_w, torch.tensor(pos), _scale_by_corpus(example_w, sources, stance, scaled)
 
 
 def _scale_by_corpus(
     example_w: np.ndarray | None,
-    train: datasets.Dataset,
+    sources: np.ndarray | None,
     stance: np.ndarray,
     factors: Mapping[str, float],
 ) -> np.ndarray | None:
     """``example_w`` (ones where absent) with each named corpus's labelled rows scaled."""
-    if not factors:
+    if not factors or sources is None:
         return example_w
     weights = example_w.copy() if example_w is not None else (stance >= 0).astype(np.float32)
-    sources = np.asarray(train["source"])
     for name, factor in factors.items():
         weights[(sources == name) & (stance >= 0)] *= factor
     return weights
