@@ -29,6 +29,7 @@ from classifier.runtime import (
     Prediction,
     StancePrediction,
     model_dir,
+    reply_offsets_of,
     resolve_backend,
     stance_heads_of,
     version_name,
@@ -45,10 +46,13 @@ def load_model(path: str | Path | None = None) -> ThreadguardModel:
 
 
 def version_digest(model: ThreadguardModel) -> str:
-    """12 hex digits of a hash of the model's config, training config and heads."""
+    """12 hex digits of a hash of the model's config, training config, stance offsets
+    (reply offsets change its output without changing a weight) and heads."""
     digest = hashlib.sha256()
     digest.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
     digest.update(json.dumps(model.training_config, sort_keys=True, default=str).encode())
+    if model.stance_offsets:  # absent from older models, whose versions stay as they were
+        digest.update(json.dumps(model.stance_offsets, sort_keys=True).encode())
     for head in (model.stance_head, model.toxicity_head):
         for key, tensor in sorted(head.state_dict().items()):
             digest.update(key.encode())
@@ -106,6 +110,9 @@ class Predictor(BatchPredictor):
         self.stance_labels = tuple(self.model.stance_labels)
         self.toxicity_labels = tuple(self.model.toxicity_labels)
         self.stance_heads = stance_heads_of(model.config.to_dict())
+        self.reply_offsets = reply_offsets_of(
+            model.stance_offsets, self.stance_labels, self.stance_heads
+        )
 
     @property
     def input_encoder(self) -> InputEncoder:

@@ -49,7 +49,7 @@ SERVING_BACKEND: Backend = "onnx"
 CACHE_ENV = "THREADGUARD_CACHE"
 
 #: Bump when what an export contains changes, so old index entries are not used.
-EXPORT_FORMAT = 4
+EXPORT_FORMAT = 5
 
 #: The file of a saved model folder that holds its config (``ThreadguardModel.save_pretrained``).
 CONFIG_FILE = "threadguard_config.json"
@@ -79,6 +79,63 @@ def stance_heads_of(model_config: Mapping[str, Any]) -> dict[str, HeadSpec]:
         str(h["name"]): HeadSpec(tuple(h.get("corpora") or ()), tuple(h.get("classes") or every))
         for h in heads
     }
+
+
+#: ``inputs`` of a stance-offset record applied at run time to replies only (see
+#: :func:`reply_offsets_of`); records without it were folded into the head's bias.
+REPLY_INPUTS = "replies"
+
+
+def is_reply(item: Mapping[str, Any] | Any) -> bool:
+    """Whether a model input is a reply to another comment: it has a ``context``.
+
+    :func:`classifier.targets.comment_item` gives a reply the article title as
+    context (its target is the parent comment) and a top-level comment none;
+    RumourEval's adapter gives a deeper reply the thread's source post. The rule
+    reads the same input shape the model reads.
+    """
+    return bool(_field(item, "context"))
+
+
+def reply_offsets_of(
+    records: Sequence[Mapping[str, Any]] | None,
+    stance_labels: Sequence[str],
+    stance_heads: Mapping[str, HeadSpec],
+) -> np.ndarray | None:
+    """The comment head's per-class log-offsets for replies [S], from a saved model's
+    ``stance_offsets`` records (``None`` when it has none).
+
+    Fitted on dev by :func:`training.offsets.fit_head_offsets` with
+    ``inputs="replies"``: a prior shift for replies to comments, whose label mix
+    differs from top-level comments' (in RumourEval's dev and test splits deeper
+    replies are almost all ``comment``). It cannot be folded into the head's bias
+    because it depends on the input, so :meth:`BatchPredictor.predict_arrays`
+    applies it.
+    """
+    comment_head = next(iter(stance_heads))
+    found = [
+        r for r in records or () if r.get("inputs") == REPLY_INPUTS and r["head"] == comment_head
+    ]
+    if not found:
+        return None
+    offsets = np.zeros(len(stance_labels), dtype=np.float32)
+    for label, value in found[-1]["offsets"].items():
+        offsets[list(stance_labels).index(label)] = float(value)
+    return offsets
+
+
+def shift_classes(probs: np.ndarray, offsets: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """``probs`` [N, S] with the columns ``classes`` re-weighted by ``exp(offsets)``
+    among themselves, their total mass unchanged (a prior shift of one head's softmax
+    inside a distribution that also holds other classes)."""
+    out = probs.copy()
+    cols = list(classes)
+    part = probs[:, cols].astype(np.float64)
+    mass = part.sum(axis=1, keepdims=True)
+    shifted = part * np.exp(offsets[cols].astype(np.float64))
+    total = shifted.sum(axis=1, keepdims=True)
+    out[:, cols] = np.divide(shifted * mass, total, out=np.zeros_like(shifted), where=total > 0)
+    return out
 
 
 class BackendUnavailableError(RuntimeError):
@@ -207,6 +264,8 @@ class BatchPredictor:
     stance_heads: dict[str, HeadSpec]
     #: ``<name>-<12 hex>``, see :func:`classifier.inference.compute_model_version`.
     model_version: str
+    #: the comment head's log-offsets [S] for replies (:func:`reply_offsets_of`), or None
+    reply_offsets: np.ndarray | None = None
 
     def __init__(
         self, *, batch_size: int = 32, max_batch_tokens: int | None = None, chunk_size: int = 4096
@@ -266,7 +325,9 @@ class BatchPredictor:
         one scoring path that :meth:`predict`, evaluation and training's dev checks
         all go through. ``stance_head`` names one of :attr:`stance_heads` to read
         the stance from (evaluation does, for a corpus of another label scheme;
-        classes that head lacks get 0); default: the comment output.
+        classes that head lacks get 0); default: the comment output. A model with
+        :attr:`reply_offsets` has them applied here to the comment head's classes of
+        every reply (:func:`is_reply`), in the comment output and the comment head's.
         """
         head: int | None = None
         if stance_head is not None:
@@ -285,6 +346,12 @@ class BatchPredictor:
                 rows = [start + i for i in indices]
                 comment, toxicity[rows], by_head = self._run_batch([encoded[i] for i in indices])
                 stance[rows] = comment if head is None else by_head[:, head]
+            if self.reply_offsets is not None and head in (None, 0):
+                replies = [start + i for i, item in enumerate(chunk) if is_reply(item)]
+                if replies:
+                    classes = self.stance_heads[self.comment_head].classes
+                    columns = [self.stance_labels.index(c) for c in classes]
+                    stance[replies] = shift_classes(stance[replies], self.reply_offsets, columns)
         return stance, toxicity
 
     def _encode(self, items: Sequence[Any]) -> list[EncodedInput]:
@@ -425,6 +492,7 @@ class OnnxPredictor(BatchPredictor):
         model_version: str,
         backend: Backend,
         stance_heads: Mapping[str, HeadSpec] | None = None,
+        reply_offsets: np.ndarray | None = None,
         batch_size: int = 32,
         max_batch_tokens: int | None = None,
         chunk_size: int = 4096,
@@ -441,6 +509,7 @@ class OnnxPredictor(BatchPredictor):
         )
         self.model_version = model_version
         self.backend = backend
+        self.reply_offsets = reply_offsets
 
     @property
     def input_encoder(self) -> InputEncoder:
@@ -487,12 +556,16 @@ class OnnxPredictor(BatchPredictor):
             with_types="token_type_ids" in session.names,
         )
         name = version_name(path, config.get("training_config"))
+        heads = stance_heads_of(model_config)
         return cls(
             session,
             encoder,
             stance_labels=model_config["stance_labels"],
             toxicity_labels=model_config["toxicity_labels"],
-            stance_heads=stance_heads_of(model_config),
+            stance_heads=heads,
+            reply_offsets=reply_offsets_of(
+                config.get("stance_offsets"), model_config["stance_labels"], heads
+            ),
             model_version=f"{name}-{entry['version_digest']}",
             backend=cast(Backend, backend),
             batch_size=batch_size,

@@ -59,7 +59,7 @@ ANNOTATED: dict[str, set[str]] = {
 
 #: Split sizes of each fixture corpus and the malformed rows planted in it.
 FIXTURE_SIZES: dict[str, tuple[dict[str, int], int]] = {
-    "rumoureval2019": ({"train": 7, "dev": 3, "test": 4}, 3),
+    "rumoureval2019": ({"train": 7, "dev": 4, "test": 4}, 3),
     "fnc1": ({"train": 4, "dev": 1, "test": 3}, 2),
     "arc": ({"train": 3, "dev": 1, "test": 2}, 0),
     "semeval2016_stance": ({"train": 5, "dev": 2, "test": 2}, 1),

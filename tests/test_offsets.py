@@ -1,5 +1,6 @@
-"""Stance offsets: the search, folding them into a head's bias, saving them with the
-model, the trainer's end step and the ``fit-offsets`` command."""
+"""Stance offsets: the search, folding them into a head's bias, reply offsets applied
+at run time, saving them with the model, the trainer's end step and the ``fit-offsets``
+command."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import torch
 from typer.testing import CliRunner
 
 from classifier.cli import app
-from classifier.inference import version_digest
+from classifier.inference import Predictor, version_digest
 from classifier.modeling import ModelConfig, ThreadguardModel
+from classifier.runtime import CACHE_ENV, OnnxPredictor, onnx_available, shift_classes
+from tests.test_backends import TOLERANCE
 from tests.test_stance_heads import HEADS
 from tests.test_trainer import FIXTURES, recipe
 from training.config import TrainConfig
@@ -153,3 +156,129 @@ def test_fit_offsets_command(tiny_encoder_dir: Path, tmp_path: Path) -> None:
     assert ThreadguardModel.from_pretrained(tmp_path / "fitted").stance_offsets is not None
     bad = CliRunner().invoke(app, ["fit-offsets", str(out), "--head", "reply"])
     assert bad.exit_code != 0 and "not one of the model's heads" in bad.output
+
+
+# --------------------------------------------------------------------------- reply offsets
+
+
+def with_replies(dev: datasets.Dataset) -> tuple[datasets.Dataset, np.ndarray]:
+    """``dev`` with every other row turned into a reply (given a context); and that mask."""
+    replies = np.arange(len(dev)) % 2 == 1
+    contexts = ["the thread's source post" if r else "" for r in replies]
+    return dev.remove_columns("context").add_column("context", contexts), replies
+
+
+def test_shift_classes_reweights_one_heads_classes_within_their_mass() -> None:
+    probs = np.array([[0.1, 0.2, 0.3, 0.4, 0.0], [0.25, 0.25, 0.0, 0.25, 0.25]])
+    offsets = np.log(np.array([2.0, 1.0, 1.0, 1.0, 9.0]))
+    shifted = shift_classes(probs, offsets, [0, 1, 3])
+    np.testing.assert_allclose(shifted[:, 2], probs[:, 2])  # outside ``classes``: untouched
+    np.testing.assert_allclose(shifted[:, 4], probs[:, 4])
+    np.testing.assert_allclose(shifted.sum(axis=1), probs.sum(axis=1))
+    np.testing.assert_allclose(shifted[0, [0, 1, 3]], np.array([0.2, 0.2, 0.4]) * 0.7 / 0.8)
+
+
+def test_reply_offsets_shift_replies_only_and_leave_the_head_alone(
+    tiny_config: ModelConfig,
+) -> None:
+    model = biased(tiny_config)
+    dev, replies = with_replies(rumour_dev())
+    corpora = [CorpusData("rumoureval2019", None, dev)]
+    before, _ = predict_dataset(model, dev, 8, "comment")
+    comment_before, _ = predict_dataset(model, dev, 8)
+    bias = model.stance_head.bias.detach().clone()
+
+    record = fit_head_offsets(model, "comment", corpora, batch_size=8, inputs="replies")
+
+    assert record["inputs"] == "replies" and record["rows_shifted"] == int(replies.sum())
+    assert torch.equal(model.stance_head.bias, bias)  # not folded: it depends on the input
+    assert any(v != 0 for v in record["offsets"].values())
+    after, _ = predict_dataset(model, dev, 8, "comment")
+    np.testing.assert_allclose(after[~replies], before[~replies], atol=1e-6)
+    shift = np.array([record["offsets"].get(c, 0.0) for c in model.stance_labels])
+    expected = before[replies] * np.exp(shift)
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(after[replies], expected, atol=1e-5)
+    found = dev_metrics(
+        dev, after, np.zeros((len(dev), 0)), model.stance_labels, (), "rumoureval2019"
+    )
+    assert found["primary"] == pytest.approx(record["dev_after"])
+    # the comment output (all five classes) moves the same way, within the head's share
+    comment_after, _ = predict_dataset(model, dev, 8)
+    np.testing.assert_allclose(comment_after[~replies], comment_before[~replies], atol=1e-6)
+    unrelated = model.stance_labels.index("unrelated")
+    np.testing.assert_allclose(comment_after[:, unrelated], comment_before[:, unrelated], atol=1e-6)
+    assert not np.allclose(comment_after[replies], comment_before[replies], atol=1e-4)
+
+    # a refit starts from the head's own output and replaces the record
+    again = fit_head_offsets(model, "comment", corpora, batch_size=8, inputs="replies")
+    assert again["offsets"] == record["offsets"] and again["dev_before"] == record["dev_before"]
+    assert model.stance_offsets == [again]
+
+
+def test_reply_offsets_need_the_comment_head_and_a_reply(tiny_config: ModelConfig) -> None:
+    model = biased(tiny_config)
+    dev, _ = with_replies(rumour_dev())
+    with pytest.raises(ValueError, match="applied to the comment head 'comment' only, not 'claim'"):
+        fit_head_offsets(model, "claim", [CorpusData("fnc1", None, dev)], inputs="replies")
+    flat = dev.remove_columns("context").add_column("context", [""] * len(dev))
+    with pytest.raises(ValueError, match="no dev split of its corpora has a reply"):
+        fit_head_offsets(model, "comment", [CorpusData("rumoureval2019", None, flat)], 8, "replies")
+
+
+def test_saved_reply_offsets_reach_every_predictor(
+    tiny_config: ModelConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = biased(tiny_config)
+    dev, replies = with_replies(rumour_dev())
+    plain = Predictor(model, batch_size=8).predict_arrays(
+        dev.select_columns(["target", "context", "text"])
+    )[0]
+    fit_head_offsets(model, "comment", [CorpusData("rumoureval2019", None, dev)], 8, "replies")
+    saved = model.save_pretrained(tmp_path / "m")
+    items = dev.select_columns(["target", "context", "text"])
+    torch_out, _ = Predictor(ThreadguardModel.from_pretrained(saved), batch_size=8).predict_arrays(
+        items
+    )
+    assert not np.allclose(torch_out[replies], plain[replies], atol=1e-4)
+    np.testing.assert_allclose(torch_out[~replies], plain[~replies], atol=1e-6)
+    if not onnx_available():
+        return
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    lean = OnnxPredictor.from_folder(saved, backend="onnx", batch_size=8)
+    onnx_out, _ = lean.predict_arrays(items)
+    assert np.abs(onnx_out - torch_out).max() <= TOLERANCE["onnx"]
+
+
+def test_recipe_fits_reply_offsets_after_training(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="reply_offsets must be true or false, got 'yes'"):
+        TrainConfig.from_dict({"corpora": ["olid"], "reply_offsets": "yes"})
+    out = tmp_path / "m"
+    train(recipe(tiny_encoder_dir, out, corpora=["rumoureval2019", "olid"], reply_offsets=True))
+    model = ThreadguardModel.from_pretrained(out)
+    assert model.stance_offsets is not None
+    assert [(r["head"], r["inputs"]) for r in model.stance_offsets] == [("comment", "replies")]
+    files = _digest(out)
+    assert fit_stance_offsets(out, refit=False, inputs="replies") == []  # a finished run resumed
+    assert _digest(out) == files
+    result = CliRunner().invoke(
+        app, ["fit-offsets", str(out), "--replies", "-o", str(tmp_path / "c")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "comment (replies): " in result.output
+    copy = ThreadguardModel.from_pretrained(tmp_path / "c")
+    assert copy.stance_offsets is not None and len(copy.stance_offsets) == 1  # replaced
+
+
+def test_recipe_checks_for_replies_before_training(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    config = recipe(tiny_encoder_dir, tmp_path / "m", corpora=["olid"], reply_offsets=True)
+    with pytest.raises(ValueError, match="reply_offsets: no dev split of the comment head"):
+        train(config)
+
+
+def test_reply_offsets_change_the_model_version(tiny_config: ModelConfig) -> None:
+    model = biased(tiny_config)
+    plain = version_digest(model)
+    dev, _ = with_replies(rumour_dev())
+    fit_head_offsets(model, "comment", [CorpusData("rumoureval2019", None, dev)], 8, "replies")
+    assert version_digest(model) != plain

@@ -119,6 +119,7 @@ class TrainConfig:
     device: Device = "auto"
     num_threads: int | None = None
     stance_offsets: tuple[str, ...] = ()
+    reply_offsets: bool = False
 
     def __post_init__(self) -> None:
         def positive(name: str, integer: bool = True) -> None:
@@ -150,6 +151,8 @@ class TrainConfig:
         names = [c.name for c in self.corpora]
         if len(set(names)) != len(names):
             raise ValueError(f"corpora: a corpus is listed twice in {names}")
+        if not isinstance(self.reply_offsets, bool):
+            raise ValueError(f"reply_offsets must be true or false, got {self.reply_offsets!r}")
         if isinstance(self.stance_offsets, str):
             raise ValueError(
                 f"stance_offsets must be a list of head names, got {self.stance_offsets!r}"

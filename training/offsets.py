@@ -12,6 +12,16 @@ counterpart of a dev-chosen threshold, and test splits stay unseen.
 The offsets are added to the head's bias, so the saved model, its ONNX export and
 every backend apply them with no code of their own; the saved model records them
 (``ThreadguardModel.stance_offsets``) beside the dev figures before and after.
+
+**Reply offsets** (``inputs="replies"``) are the same search with the offsets added
+to replies to comments only (:func:`classifier.runtime.is_reply`: inputs with a
+context), for the comment head. Replies deeper in a thread have a label mix of
+their own: RumourEval 2019's dev and test deeper replies (Reddit) are about 97 %
+``comment``, while its training threads (Twitter, 2017) have 7.5 % ``deny`` and 9 %
+``support`` there, and the head carries the training mix over. Depending on the
+input, these cannot go into the bias; the saved record carries
+``"inputs": "replies"`` and every predictor applies it
+(:meth:`classifier.runtime.BatchPredictor.predict_arrays`).
 """
 
 from __future__ import annotations
@@ -20,13 +30,14 @@ import logging
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from classifier.labels import STANCE_LABELS
 from classifier.modeling import ThreadguardModel
+from classifier.runtime import REPLY_INPUTS, is_reply
 from training.config import TrainConfig
 from training.corpora import CORPORA
 from training.metrics import dev_metrics
@@ -78,19 +89,30 @@ def fit_head_offsets(
     head: str,
     corpora: Sequence[CorpusData],
     batch_size: int = 64,
+    inputs: Literal["all", "replies"] = "all",
 ) -> dict[str, Any]:
-    """Fit offsets for stance head ``head`` on the dev splits of its corpora, add them to
-    the head's bias and return the record (also appended to ``model.stance_offsets``).
+    """Fit offsets for stance head ``head`` on the dev splits of its corpora and return
+    the record (also appended to ``model.stance_offsets``).
 
     The objective is the mean primary metric (:func:`~training.metrics.dev_metrics`,
     the figure checkpoints are chosen by) over the head's corpora that have a dev
-    split with stance labels. The anchor, kept at 0, is the head's most frequent dev
-    class. Raises ``ValueError`` when the head is unknown or none of its corpora
-    has such a dev split.
+    split with stance labels. With ``inputs="all"`` the offsets are added to the
+    head's bias; with ``"replies"`` (the comment head only) they shift only the dev
+    rows that are replies, and the record (which replaces an earlier one) is what
+    predictors apply to replies. The anchor, kept at 0, is the most frequent dev
+    class of the rows shifted. Raises ``ValueError`` when the head is unknown, or
+    none of its corpora has such a dev split (with a reply, for ``"replies"``).
     """
     names = [h.name for h in model.config.heads]
     if head not in names:
         raise ValueError(f"stance head {head!r} is not one of the model's heads {names}")
+    if inputs not in ("all", REPLY_INPUTS):
+        raise ValueError(f"inputs {inputs!r} is not 'all' or {REPLY_INPUTS!r}")
+    replies_only = inputs == REPLY_INPUTS
+    if replies_only and head != names[0]:
+        raise ValueError(
+            f"reply offsets are applied to the comment head {names[0]!r} only, not {head!r}"
+        )
     spec = model.config.heads[names.index(head)]
     labels = model.stance_labels
     dev = head_dev_splits(model.config, head, corpora)
@@ -99,6 +121,22 @@ def fit_head_offsets(
             f"stance head {head!r}: none of its corpora ({list(spec.corpora) or 'the rest'}) "
             "has a dev split with stance labels to fit offsets on"
         )
+    masks = [
+        np.array(
+            [is_reply(row) if replies_only else True for row in split.select_columns(["context"])]
+        )
+        for _, split in dev
+    ]
+    if replies_only:
+        if not any(mask.any() for mask in masks):
+            raise ValueError(
+                f"stance head {head!r}: no dev split of its corpora has a reply (a row with a "
+                "context) to fit reply offsets on"
+            )
+        # fitted on the head's own output: an earlier reply record would shift it
+        model.stance_offsets = [
+            r for r in model.stance_offsets or [] if r.get("inputs") != REPLY_INPUTS
+        ] or None
     logs = []
     for _, split in dev:
         probs, _ = predict_dataset(model, split, batch_size, head)
@@ -106,27 +144,38 @@ def fit_head_offsets(
 
     def objective(offsets: np.ndarray) -> float:
         scores = []
-        for (name, split), log in zip(dev, logs, strict=True):
-            shifted = np.exp(log + offsets)
-            found = dev_metrics(split, shifted, np.zeros((len(log), 0)), labels, (), name)
+        for (name, split), log, mask in zip(dev, logs, masks, strict=True):
+            shifted = log.copy()
+            shifted[mask] += offsets
+            found = dev_metrics(split, np.exp(shifted), np.zeros((len(log), 0)), labels, (), name)
             if "primary" in found:
                 scores.append(found["primary"])
         return float(np.mean(scores)) if scores else 0.0
 
-    gold = [STANCE_LABELS[s] for _, split in dev for s in split["stance"] if s >= 0]
+    gold = [
+        STANCE_LABELS[s]
+        for (_, split), mask in zip(dev, masks, strict=True)
+        for s, shifted in zip(split["stance"], mask, strict=True)
+        if s >= 0 and shifted
+    ]
     present = [c for c in spec.classes if c in gold]
     anchor = max(present, key=gold.count)
     free = [labels.index(c) for c in present if c != anchor]
     before = objective(np.zeros(len(labels)))
     offsets = coordinate_ascent(objective, len(labels), free)
     after = objective(offsets)
-    with torch.no_grad():
-        bias = model.stance_head.bias.view(len(names), len(labels))
-        bias[names.index(head)] += torch.as_tensor(offsets, dtype=bias.dtype, device=bias.device)
+    if not replies_only:
+        with torch.no_grad():
+            bias = model.stance_head.bias.view(len(names), len(labels))
+            bias[names.index(head)] += torch.as_tensor(
+                offsets, dtype=bias.dtype, device=bias.device
+            )
     record = {
         "head": head,
+        "inputs": inputs,
         "corpora": [name for name, _ in dev],
         "dev_rows": sum(len(split) for _, split in dev),
+        "rows_shifted": int(sum(mask.sum() for mask in masks)),
         "anchor": anchor,
         "offsets": {labels[k]: float(offsets[k]) for k in free},
         "dev_before": before,
@@ -134,8 +183,8 @@ def fit_head_offsets(
     }
     model.stance_offsets = [*(model.stance_offsets or []), record]
     logger.info(
-        "stance head %s: offsets %s; dev primary %.4f -> %.4f (%s)",
-        head, record["offsets"], before, after, ", ".join(name for name, _ in dev),
+        "stance head %s (%s): offsets %s; dev primary %.4f -> %.4f (%s)",
+        head, inputs, record["offsets"], before, after, ", ".join(name for name, _ in dev),
     )  # fmt: skip
     return record
 
@@ -148,6 +197,7 @@ def fit_stance_offsets(
     batch_size: int | None = None,
     corpora: Sequence[CorpusData] | None = None,
     refit: bool = True,
+    inputs: Literal["all", "replies"] = "all",
 ) -> list[dict[str, Any]]:
     """Fit stance offsets for a saved model and save it (in place, or a copy in
     ``output_dir``); return one record per head fitted.
@@ -157,7 +207,9 @@ def fit_stance_offsets(
     trainer passes the ones it has loaded). ``heads`` default to the recipe's
     ``stance_offsets``, else the comment head. With ``refit=False`` a head the
     saved model already has offsets for is left alone (a resumed run that had
-    finished). Only the heads file and the model's metadata change.
+    finished). ``inputs="replies"`` fits reply offsets (:func:`fit_head_offsets`) for
+    the comment head (the default head then). Only the heads file and the model's
+    metadata change.
     """
     source = Path(model_dir)
     model = ThreadguardModel.from_pretrained(source)
@@ -167,9 +219,13 @@ def fit_stance_offsets(
     if data_root is not None:
         values["data_root"] = data_root
     recipe = TrainConfig.from_dict(values)
-    heads = list(heads or recipe.stance_offsets or [model.config.heads[0].name])
+    comment_head = model.config.heads[0].name
+    if inputs == REPLY_INPUTS:
+        heads = list(heads or [comment_head])
+    else:
+        heads = list(heads or recipe.stance_offsets or [comment_head])
     if not refit:
-        done = {r["head"] for r in model.stance_offsets or []}
+        done = {r["head"] for r in model.stance_offsets or [] if r.get("inputs", "all") == inputs}
         heads = [h for h in heads if h not in done]
     if corpora is None:
         wanted = {
@@ -181,7 +237,7 @@ def fit_stance_offsets(
         }
         corpora = load_corpora(recipe, only=wanted, train=False)
     batch = batch_size or recipe.eval_batch_size
-    records = [fit_head_offsets(model, h, corpora, batch) for h in heads]
+    records = [fit_head_offsets(model, h, corpora, batch, inputs) for h in heads]
     target = Path(output_dir) if output_dir is not None else source
     if target.resolve() != source.resolve():
         shutil.copytree(source, target, dirs_exist_ok=True)

@@ -383,6 +383,14 @@ def train(
                 f"stance_offsets: stance head {head!r} has no corpus with a dev split with "
                 "stance labels to fit its offsets on"
             )
+    comment_head = config.model.heads[0].name
+    if config.reply_offsets and not any(
+        any(split["context"]) for _, split in head_dev_splits(config.model, comment_head, corpora)
+    ):
+        raise ValueError(
+            f"reply_offsets: no dev split of the comment head {comment_head!r} has a reply "
+            "(a row with a context) to fit them on"
+        )
     train_data = mix_training_data(corpora, config)
     stance_labels, toxicity_labels = learned_labels(train_data)
     stance_labels = tuple(n for n in config.model.stance_labels if n in stance_labels)
@@ -569,4 +577,8 @@ def train(
         from training.offsets import fit_stance_offsets
 
         fit_stance_offsets(out, config.stance_offsets, corpora=corpora, refit=False)
+    if config.reply_offsets:
+        from training.offsets import fit_stance_offsets
+
+        fit_stance_offsets(out, [comment_head], corpora=corpora, refit=False, inputs="replies")
     return TrainResult(out, step, best, best_step, history)

@@ -75,10 +75,18 @@ def fit_offsets(
             "--data-root", help="Corpora folder (default: the recipe's, or ../shared/data)."
         ),
     ] = None,
+    replies: Annotated[
+        bool,
+        typer.Option(
+            "--replies",
+            help="Fit the comment head's reply offsets: applied at run time to replies to "
+            "comments only, not folded into the head.",
+        ),
+    ] = False,
 ) -> None:
     """Fit per-class stance offsets on the dev splits of a head's corpora (needs the
     `train` extra); the trainer runs this itself for the heads a recipe's
-    stance_offsets names."""
+    stance_offsets names, and for replies when its reply_offsets is true."""
     try:
         from training.offsets import fit_stance_offsets
     except ImportError as exc:
@@ -86,13 +94,20 @@ def fit_offsets(
             f"fitting needs the train extra ({exc.name} is missing): pip install 'threadguard[train]'"
         ) from None
     try:
-        records = fit_stance_offsets(model, head, output_dir=output, data_root=data_root)
+        records = fit_stance_offsets(
+            model,
+            head,
+            output_dir=output,
+            data_root=data_root,
+            inputs="replies" if replies else "all",
+        )
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="MODEL") from None
     for r in records:
         shifts = ", ".join(f"{k} {v:+.1f}" for k, v in r["offsets"].items())
         typer.echo(
-            f"{r['head']}: {shifts} (anchor {r['anchor']}); dev primary "
+            f"{r['head']}{' (replies)' if replies else ''}: {shifts} (anchor {r['anchor']}); "
+            "dev primary "
             f"{r['dev_before']:.4f} -> {r['dev_after']:.4f} on {', '.join(r['corpora'])} "
             f"({r['dev_rows']} rows)",
             err=True,
