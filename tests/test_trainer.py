@@ -259,3 +259,15 @@ def test_a_recipe_can_assume_a_label_the_corpus_leaves_unknown(tiny_encoder_dir:
         TrainConfig.from_dict({"corpora": [{"name": "olid", "assume": {"spamm": 0}}]})
     with pytest.raises(ValueError, match=r"assume spam=2 is not a number in \[0, 1\]"):
         TrainConfig.from_dict({"corpora": [{"name": "olid", "assume": {"spam": 2}}]})
+
+
+def test_a_stance_loss_weight_on_a_corpus_without_stance_is_refused(
+    tiny_encoder_dir: Path, tmp_path: Path
+) -> None:
+    corpora = [{"name": "olid", "stance_loss_weight": 2.0}, "rumoureval2019"]
+    config = recipe(tiny_encoder_dir, tmp_path / "m", corpora=corpora)
+    with pytest.raises(
+        ValueError, match=r"corpus olid: stance_loss_weight 2\.0 has nothing to weigh"
+    ):
+        train(config)
+    assert not (tmp_path / "m" / "heads.safetensors").exists()

@@ -383,6 +383,14 @@ def train(
                 f"stance_offsets: stance head {head!r} has no corpus with a dev split with "
                 "stance labels to fit its offsets on"
             )
+    for entry, data in zip(config.corpora, corpora, strict=True):
+        if entry.stance_loss_weight != 1.0 and (
+            data.train is None or not any(v >= 0 for v in data.train["stance"])
+        ):
+            raise ValueError(
+                f"corpus {entry.name}: stance_loss_weight {entry.stance_loss_weight!r} has "
+                "nothing to weigh: its training rows have no stance labels"
+            )
     comment_head = config.model.heads[0].name
     if config.reply_offsets and not any(
         any(split["context"]) for _, split in head_dev_splits(config.model, comment_head, corpora)
