@@ -222,7 +222,7 @@ def test_reply_offsets_need_the_comment_head_and_a_reply(tiny_config: ModelConfi
     with pytest.raises(ValueError, match="applied to the comment head 'comment' only, not 'claim'"):
         fit_head_offsets(model, "claim", [CorpusData("fnc1", None, dev)], inputs="replies")
     flat = dev.remove_columns("context").add_column("context", [""] * len(dev))
-    with pytest.raises(ValueError, match="no dev split of its corpora has a reply"):
+    with pytest.raises(ValueError, match="no dev split of its corpora has a labelled reply"):
         fit_head_offsets(model, "comment", [CorpusData("rumoureval2019", None, flat)], 8, "replies")
 
 

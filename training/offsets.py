@@ -122,16 +122,20 @@ def fit_head_offsets(
             "has a dev split with stance labels to fit offsets on"
         )
     masks = [
-        np.array(
-            [is_reply(row) if replies_only else True for row in split.select_columns(["context"])]
-        )
+        np.array([is_reply(row) for row in split.select_columns(["context"])], dtype=bool)
+        if replies_only
+        else np.ones(len(split), dtype=bool)
         for _, split in dev
     ]
     if replies_only:
-        if not any(mask.any() for mask in masks):
+        labelled = (
+            (np.asarray(split["stance"]) >= 0) & mask
+            for (_, split), mask in zip(dev, masks, strict=True)
+        )
+        if not any(rows.any() for rows in labelled):
             raise ValueError(
-                f"stance head {head!r}: no dev split of its corpora has a reply (a row with a "
-                "context) to fit reply offsets on"
+                f"stance head {head!r}: no dev split of its corpora has a labelled reply (a row "
+                "with a context) to fit reply offsets on"
             )
         # fitted on the head's own output: an earlier reply record would shift it
         model.stance_offsets = [
