@@ -8,11 +8,13 @@ checkpoint.
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import string
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -251,6 +253,17 @@ def build_tiny_roberta(path: Path, seed: int = 0) -> Path:
     AutoModel.from_config(config).save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _root_log_handlers() -> Iterator[None]:
+    """Handlers a test adds to the root logger go when it ends. The CLI's
+    ``logging.basicConfig`` under ``CliRunner`` binds one to that run's stderr, which
+    closes with it; a later test's server thread logging through it hit a closed file."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    yield
+    root.handlers[:] = before
 
 
 @pytest.fixture(autouse=True, scope="session")
