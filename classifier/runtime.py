@@ -97,6 +97,11 @@ def is_reply(item: Mapping[str, Any] | Any) -> bool:
     return bool(_field(item, "context"))
 
 
+def reply_mask(items: Iterable[Mapping[str, Any] | Any]) -> np.ndarray:
+    """:func:`is_reply` of each item, as a boolean array."""
+    return np.array([is_reply(item) for item in items], dtype=bool)
+
+
 def reply_offsets_of(
     records: Sequence[Mapping[str, Any]] | None,
     stance_labels: Sequence[str],
@@ -346,12 +351,11 @@ class BatchPredictor:
                 rows = [start + i for i in indices]
                 comment, toxicity[rows], by_head = self._run_batch([encoded[i] for i in indices])
                 stance[rows] = comment if head is None else by_head[:, head]
-            if self.reply_offsets is not None and head in (None, 0):
-                replies = [start + i for i, item in enumerate(chunk) if is_reply(item)]
-                if replies:
-                    classes = self.stance_heads[self.comment_head].classes
-                    columns = [self.stance_labels.index(c) for c in classes]
-                    stance[replies] = shift_classes(stance[replies], self.reply_offsets, columns)
+            if self.reply_offsets is not None and stance_head in (None, self.comment_head):
+                replies = start + np.flatnonzero(reply_mask(chunk))
+                classes = self.stance_heads[self.comment_head].classes
+                columns = [self.stance_labels.index(c) for c in classes]
+                stance[replies] = shift_classes(stance[replies], self.reply_offsets, columns)
         return stance, toxicity
 
     def _encode(self, items: Sequence[Any]) -> list[EncodedInput]:

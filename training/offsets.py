@@ -32,12 +32,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import datasets
 import numpy as np
 import torch
 
 from classifier.labels import STANCE_LABELS
 from classifier.modeling import ThreadguardModel
-from classifier.runtime import REPLY_INPUTS, is_reply
+from classifier.runtime import REPLY_INPUTS, reply_mask
 from training.config import TrainConfig
 from training.corpora import CORPORA
 from training.metrics import dev_metrics
@@ -84,6 +85,12 @@ def coordinate_ascent(
     return offsets
 
 
+def labelled_replies(split: datasets.Dataset) -> np.ndarray:
+    """Which rows of a common-format split are replies with a stance label: what reply
+    offsets are fitted on."""
+    return reply_mask(split.select_columns(["context"])) & (np.asarray(split["stance"]) >= 0)
+
+
 def fit_head_offsets(
     model: ThreadguardModel,
     head: str,
@@ -122,17 +129,13 @@ def fit_head_offsets(
             "has a dev split with stance labels to fit offsets on"
         )
     masks = [
-        np.array([is_reply(row) for row in split.select_columns(["context"])], dtype=bool)
+        reply_mask(split.select_columns(["context"]))
         if replies_only
         else np.ones(len(split), dtype=bool)
         for _, split in dev
     ]
     if replies_only:
-        labelled = (
-            (np.asarray(split["stance"]) >= 0) & mask
-            for (_, split), mask in zip(dev, masks, strict=True)
-        )
-        if not any(rows.any() for rows in labelled):
+        if not any(labelled_replies(split).any() for _, split in dev):
             raise ValueError(
                 f"stance head {head!r}: no dev split of its corpora has a labelled reply (a row "
                 "with a context) to fit reply offsets on"

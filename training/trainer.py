@@ -392,13 +392,15 @@ def train(
                 "nothing to weigh: its training rows have no stance labels"
             )
     comment_head = config.model.heads[0].name
-    if config.reply_offsets and not any(
-        any(split["context"]) for _, split in head_dev_splits(config.model, comment_head, corpora)
-    ):
-        raise ValueError(
-            f"reply_offsets: no dev split of the comment head {comment_head!r} has a reply "
-            "(a row with a context) to fit them on"
-        )
+    if config.reply_offsets:
+        from training.offsets import labelled_replies
+
+        dev = head_dev_splits(config.model, comment_head, corpora)
+        if not any(labelled_replies(split).any() for _, split in dev):
+            raise ValueError(
+                f"reply_offsets: no dev split of the comment head {comment_head!r} has a "
+                "labelled reply (a row with a context) to fit them on"
+            )
     train_data = mix_training_data(corpora, config)
     stance_labels, toxicity_labels = learned_labels(train_data)
     stance_labels = tuple(n for n in config.model.stance_labels if n in stance_labels)
@@ -581,12 +583,11 @@ def train(
         log.close()
     if stop:
         logger.info("early stop at step %d: best %s at step %s", step, best, best_step)
-    if config.stance_offsets:
+    if config.stance_offsets or config.reply_offsets:
         from training.offsets import fit_stance_offsets
 
-        fit_stance_offsets(out, config.stance_offsets, corpora=corpora, refit=False)
-    if config.reply_offsets:
-        from training.offsets import fit_stance_offsets
-
-        fit_stance_offsets(out, [comment_head], corpora=corpora, refit=False, inputs="replies")
+        if config.stance_offsets:
+            fit_stance_offsets(out, config.stance_offsets, corpora=corpora, refit=False)
+        if config.reply_offsets:
+            fit_stance_offsets(out, [comment_head], corpora=corpora, refit=False, inputs="replies")
     return TrainResult(out, step, best, best_step, history)
