@@ -45,6 +45,8 @@ def test_recipe_rejects_unknown_keys_and_bad_values(tmp_path: Path) -> None:
         TrainConfig.from_dict({"corpora": ["olid"], "scheduler": "cosin"})
     with pytest.raises(ValueError, match=r"unknown corpus entry 'olid' key\(s\) \['wieght'\]"):
         TrainConfig.from_dict({"corpora": [{"name": "olid", "wieght": 2}]})
+    with pytest.raises(ValueError, match=r"ema_decay must be a number in \(0, 1\), got 1.5"):
+        TrainConfig.from_dict({"corpora": ["olid"], "ema_decay": 1.5})
     with pytest.raises(ValueError, match="toxicity_input 'both' is not one of"):
         TrainConfig.from_dict({"corpora": ["olid"], "model": {"toxicity_input": "both"}})
 
@@ -135,10 +137,13 @@ def test_same_seed_same_model(tiny_encoder_dir: Path, tmp_path: Path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("ema_decay", [None, 0.5])
 def test_interrupted_run_resumes_to_the_same_model(
-    tiny_encoder_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_encoder_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ema_decay: float | None
 ) -> None:
+    # with a weight average, the checkpoint carries it: a restart from the raw weights differs
     kw = {"corpora": ["rumoureval2019", "olid"], "max_steps": 6, "eval_every": 3}
+    kw["ema_decay"] = ema_decay
     # every evaluation scores better than the last, so the saved model is the final one
     counter = itertools.count()
     monkeypatch.setattr(
@@ -163,6 +168,33 @@ def test_interrupted_run_resumes_to_the_same_model(
     assert _logged_steps(tmp_path / "cut") == [0, 3, 6]
     train(recipe(tiny_encoder_dir, tmp_path / "cut", **kw), resume=False)
     assert _logged_steps(tmp_path / "cut") == [0, 3, 6]
+
+
+def test_ema_saves_the_moving_average_of_the_trained_weights(
+    tiny_encoder_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kw = {"corpora": ["rumoureval2019", "olid"], "max_steps": 4, "eval_every": 1}
+    kw["learning_rate"] = 1e-2  # steps big enough that the average and the last step differ
+    snapshots: list[dict[str, torch.Tensor]] = []
+
+    def record(model: ThreadguardModel, *args: Any) -> dict[str, float]:
+        snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return {"dev/score": float(len(snapshots))}  # rising: every step's model is saved
+
+    monkeypatch.setattr(trainer_module, "evaluate_dev", record)
+    train(recipe(tiny_encoder_dir, tmp_path / "raw", eval_at_start=False, **kw))
+    raw = snapshots[:]  # the raw weights after steps 1..4; the same seed retraces them below
+    assert len(raw) == 4
+    train(recipe(tiny_encoder_dir, tmp_path / "ema", eval_at_start=False, ema_decay=0.75, **kw))
+    expected = dict(raw[0])
+    for weights in raw[1:]:
+        expected = {k: 0.75 * expected[k] + 0.25 * weights[k] for k in expected}
+    saved = _weights(tmp_path / "ema")
+    changed = [k for k in saved if not torch.equal(raw[0][k], raw[-1][k])]
+    assert changed  # training moved some weights, so the average differs from the last step
+    for key in changed:
+        assert torch.allclose(saved[key], expected[key], atol=1e-6), key
+    assert any(not torch.allclose(saved[k], raw[-1][k], atol=1e-4) for k in changed)
 
 
 def _logged_steps(out: Path) -> list[int]:

@@ -120,6 +120,9 @@ class TrainConfig:
     num_threads: int | None = None
     stance_offsets: tuple[str, ...] = ()
     reply_offsets: bool = False
+    # an exponential moving average of the weights, updated every step: dev evaluation,
+    # checkpoint choice and the saved model use the average (None: the raw weights)
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         def positive(name: str, integer: bool = True) -> None:
@@ -146,6 +149,12 @@ class TrainConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} {getattr(self, name)!r} is not one of {allowed}")
+        if self.ema_decay is not None and (
+            isinstance(self.ema_decay, bool)
+            or not isinstance(self.ema_decay, int | float)
+            or not 0.0 < self.ema_decay < 1.0
+        ):
+            raise ValueError(f"ema_decay must be a number in (0, 1), got {self.ema_decay!r}")
         if not self.corpora:
             raise ValueError("corpora: name at least one corpus to train on")
         names = [c.name for c in self.corpora]

@@ -20,11 +20,12 @@ from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import datasets
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -364,7 +365,8 @@ def train(
 
     The best model by ``config.early_stopping_metric`` on the dev splits is
     saved there with ``save_pretrained`` (the final one when no dev split
-    exists). With ``resume``, a checkpoint left there by an interrupted run is
+    exists); with ``config.ema_decay`` that is the moving average of the
+    weights, which is also what the dev splits score. With ``resume``, a checkpoint left there by an interrupted run is
     picked up.
     """
     out = Path(output_dir or config.output_dir)
@@ -427,6 +429,13 @@ def train(
         apply_lora(model)
     model.training_config = config.to_dict()
     model.to(device).train()
+    ema = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+        if config.ema_decay is not None
+        else None
+    )
+    # what dev scores and what is saved
+    scored = cast(ThreadguardModel, ema.module) if ema is not None else model
     stance_w, tox_pos, example_w = class_weights(
         train_data,
         model,
@@ -468,6 +477,11 @@ def train(
         step, best, best_step, bad_evals = (
             state["step"], state["best"], state["best_step"], state["bad_evals"]
         )  # fmt: skip
+        if ema is not None:
+            if "ema" in state:
+                ema.load_state_dict(state["ema"])
+            else:
+                logger.warning("the checkpoint has no weight average: it starts from step %d", step)
         history = state["history"]
         logger.info("resumed from %s at step %d", ckpt, step)
 
@@ -538,13 +552,15 @@ def train(
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
             rate = seen / max(time.perf_counter() - started, 1e-9)
             progress.update(1)
             progress.set_postfix(loss=f"{parts['loss']:.3f}", ex_s=f"{rate:.0f}")
 
             if step % config.eval_every == 0 or step == total_steps:
-                metrics = evaluate_dev(model, corpora, config.eval_batch_size)
+                metrics = evaluate_dev(scored, corpora, config.eval_batch_size)
                 record = {"step": step, "loss": parts["loss"], "examples_per_s": rate, **metrics}
                 history.append(record)
                 log.write(json.dumps(record) + "\n")
@@ -557,7 +573,7 @@ def train(
                     )
                 if value is None or best is None or value > best:
                     best, best_step, bad_evals = value, step, 0
-                    model.save_pretrained(out, mode=config.save_mode)
+                    scored.save_pretrained(out, mode=config.save_mode)
                     logger.info(
                         "step %d: %s %.4f, saved", step, config.early_stopping_metric, value or 0
                     )
@@ -576,6 +592,7 @@ def train(
                         "best_step": best_step,
                         "bad_evals": bad_evals,
                         "history": history,
+                        **({"ema": ema.state_dict()} if ema is not None else {}),
                     },
                 )
     finally:
