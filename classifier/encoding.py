@@ -9,6 +9,8 @@ transformers tokenizer, so both paths build identical token ids.
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,34 @@ from tokenizers import Tokenizer
 #: The files of a saved tokenizer that :meth:`InputEncoder.from_folder` reads.
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+
+
+# Runs of pictographs and the characters that join or modify them (variation selectors, the
+# zero-width joiner, skin tones, flag letters). Most pictographs are not in a BERT vocabulary:
+# tokenised as they are, "🖕" and "😂😂" both become one [UNK].
+EMOJI_RUN = re.compile(
+    "[\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff\ufe0e\ufe0f\u200d]+"
+)
+_EMOJI_SILENT = re.compile("[\ufe0e\ufe0f\u200d\U0001f1e6-\U0001f1ff\U0001f3fb-\U0001f3ff]")
+
+
+def emoji_to_words(text: str) -> str:
+    """Spell each pictograph out by its Unicode name ("🖕" → "reversed hand with middle
+    finger extended"), so an encoder whose vocabulary lacks them reads what they say.
+
+    A run of the same pictograph is named once; joiners, variation selectors, skin tones
+    and flag letters are dropped; a pictograph without a name is dropped.
+    """
+
+    def spell(match: re.Match[str]) -> str:
+        names: list[str] = []
+        for char in _EMOJI_SILENT.sub("", match.group()):
+            name = unicodedata.name(char, "").lower()
+            if name and (not names or names[-1] != name):
+                names.append(name)
+        return f" {' , '.join(names)} " if names else " "
+
+    return EMOJI_RUN.sub(spell, text)
 
 
 @dataclass(frozen=True)
@@ -58,6 +88,8 @@ class InputEncoder:
     formats all work. An empty target gives a single-sequence input.
 
     Args:
+        emoji_words: spell pictographs out (:func:`emoji_to_words`) in every
+            text, target and context before tokenising.
         tokenizer: a ``tokenizers.Tokenizer``, or a transformers fast tokenizer (its
             ``backend_tokenizer`` is used, and its pad/sep tokens, padding side and
             whether the model takes token type ids are read from it).
@@ -75,6 +107,7 @@ class InputEncoder:
         *,
         min_target_tokens: int = 32,
         comment_only: bool = False,
+        emoji_words: bool = False,
         with_types: bool | None = None,
         pad_token_id: int | None = None,
         sep_token_id: int | None = None,
@@ -91,6 +124,7 @@ class InputEncoder:
         self.max_length = max_length
         self.min_target_tokens = min_target_tokens
         self.comment_only = comment_only
+        self.emoji_words = emoji_words
         self._single = self._layout(pair=False)
         self._pair = self._layout(pair=True)
         self._n_single = sum(1 for s in self._single if s[0] is not None)
@@ -123,6 +157,7 @@ class InputEncoder:
         *,
         min_target_tokens: int = 32,
         comment_only: bool = False,
+        emoji_words: bool = False,
         with_types: bool | None = None,
     ) -> InputEncoder:
         """Build from a saved tokenizer's ``tokenizer.json`` and ``tokenizer_config.json``.
@@ -157,6 +192,7 @@ class InputEncoder:
             max_length,
             min_target_tokens=min_target_tokens,
             comment_only=comment_only,
+            emoji_words=emoji_words,
             with_types=with_types,
             pad_token_id=pad,
             sep_token_id=token_id("sep_token"),
@@ -187,7 +223,8 @@ class InputEncoder:
         unique = list(dict.fromkeys(texts))
         if not unique:
             return []
-        encodings = self._tok.encode_batch(unique, add_special_tokens=False)
+        spelled = [emoji_to_words(t) for t in unique] if self.emoji_words else unique
+        encodings = self._tok.encode_batch(spelled, add_special_tokens=False)
         by_text = {t: e.ids for t, e in zip(unique, encodings, strict=True)}
         return [by_text[t] for t in texts]
 

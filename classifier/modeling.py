@@ -183,6 +183,9 @@ class ModelConfig:
             pooled, so a violent article does not make a calm reply toxic), or
             ``"comment"`` a second encoder pass over the comment alone.
         pooling: ``"mean"`` (how MiniLM was trained) or ``"cls"``.
+        emoji_words: spell pictographs out by their Unicode names before
+            tokenising (:func:`~classifier.encoding.emoji_to_words`); off by
+            default, so a model saved without it reads text as it was trained to.
         dropout: dropout before both heads.
         lora: LoRA settings when the encoder is (to be) fine-tuned with LoRA.
         stance_heads: the stance heads, one per label scheme (:class:`StanceHead`);
@@ -199,6 +202,7 @@ class ModelConfig:
     min_target_tokens: int = 32
     toxicity_input: ToxicityInput = "comment_span"
     pooling: Pooling = "mean"
+    emoji_words: bool = False
     dropout: float = 0.1
     lora: LoraSettings | None = None
     stance_heads: tuple[StanceHead, ...] = ()
@@ -222,6 +226,8 @@ class ModelConfig:
             )
         if self.pooling not in get_args(Pooling):
             raise ValueError(f"pooling {self.pooling!r} is not one of {get_args(Pooling)}")
+        if not isinstance(self.emoji_words, bool):
+            raise ValueError(f"emoji_words must be true or false, got {self.emoji_words!r}")
         if not isinstance(self.max_length, int) or self.max_length < 8:
             raise ValueError(f"max_length must be an integer >= 8, got {self.max_length!r}")
         if not isinstance(self.min_target_tokens, int) or self.min_target_tokens < 1:
@@ -286,8 +292,11 @@ class ModelConfig:
         out["toxicity_labels"] = list(self.toxicity_labels)
         out["lora"] = self.lora.to_dict() if self.lora is not None else None
         out["stance_heads"] = [h.to_dict() for h in self.stance_heads]
-        if not self.stance_heads:  # absent when unset: older models keep their config and version
+        # absent when unset: older models keep their config and version
+        if not self.stance_heads:
             del out["stance_heads"]
+        if not self.emoji_words:
+            del out["emoji_words"]
         return out
 
 
@@ -315,6 +324,7 @@ def encode(
     *,
     min_target_tokens: int = 32,
     comment_only: bool = False,
+    emoji_words: bool = False,
 ) -> BatchEncoding:
     """Tokenise a batch of (target, context, comment) so each comment is kept whole.
 
@@ -322,7 +332,11 @@ def encode(
     batches with the same tokenizer (it probes the tokenizer once).
     """
     encoder = InputEncoder(
-        tokenizer, max_length, min_target_tokens=min_target_tokens, comment_only=comment_only
+        tokenizer,
+        max_length,
+        min_target_tokens=min_target_tokens,
+        comment_only=comment_only,
+        emoji_words=emoji_words,
     )
     return encoder(targets, contexts, texts)
 
@@ -401,6 +415,7 @@ class ThreadguardModel(nn.Module):
             config.max_length,
             min_target_tokens=config.min_target_tokens,
             comment_only=config.toxicity_input == "comment",
+            emoji_words=config.emoji_words,
         )
 
     # ----------------------------------------------------------------- construction

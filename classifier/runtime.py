@@ -557,6 +557,7 @@ class OnnxPredictor(BatchPredictor):
             int(model_config["max_length"]),
             min_target_tokens=int(model_config["min_target_tokens"]),
             comment_only=model_config.get("toxicity_input") == "comment",
+            emoji_words=bool(model_config.get("emoji_words", False)),
             with_types="token_type_ids" in session.names,
         )
         name = version_name(path, config.get("training_config"))

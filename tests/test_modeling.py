@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer
 
+from classifier.encoding import emoji_to_words
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
 from classifier.modeling import (
     CONFIG_FILE,
@@ -74,6 +75,7 @@ def test_config_from_dict_rejects_unknown_key() -> None:
         ({"stance_labels": ["support"]}, "support"),
         ({"max_length": 2}, "2"),
         ({"lora": {"r": 0}}, "0"),
+        ({"emoji_words": "yes"}, "yes"),
     ],
 )
 def test_config_from_dict_rejects_bad_value(data: dict[str, object], named: str) -> None:
@@ -94,6 +96,9 @@ def test_config_round_trip_and_canonical_order() -> None:
     assert config.toxicity_labels == ("toxicity", "insult")
     assert config.lora == LoraSettings(r=4, target_modules=("query",))
     assert ModelConfig.from_dict(config.to_dict()) == config
+    assert "emoji_words" not in config.to_dict()  # unset: older models' configs stay as they were
+    spelled = ModelConfig.from_dict({**config.to_dict(), "emoji_words": True})
+    assert ModelConfig.from_dict(spelled.to_dict()) == spelled and spelled.emoji_words
 
 
 def test_resolve_encoder() -> None:
@@ -166,6 +171,27 @@ def test_empty_target_gives_a_single_sequence(tiny_encoder_dir: Path) -> None:
         batch["input_ids"][0].tolist()[: batch["attention_mask"].sum()]
         == tokenizer("thank you")["input_ids"]
     )
+
+
+def test_emoji_are_spelled_out_by_name() -> None:
+    assert emoji_to_words("you are a 🐷🐷🐷") == "you are a  pig face "  # a run: named once
+    assert emoji_to_words("👍🏽 ok 🇺🇸 👨\u200d👩\u200d👧 ❤️") == (
+        " thumbs up sign  ok    man , woman , girl   heavy black heart "
+    )  # skin tone, flag letters, joiners and variation selector dropped
+    plain = "Café © 2024, naïve — 10°C; 東京"
+    assert emoji_to_words(plain) == plain  # text without pictographs is left as it is
+
+
+def test_emoji_words_encodes_the_spelled_text(tiny_encoder_dir: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_encoder_dir))
+    triple = (["the 🐷 article"], ["🔥 thread"], ["you 🐷"])
+    spelled = encode(tokenizer, *triple, max_length=48, emoji_words=True)
+    expected = encode(
+        tokenizer, ["the pig face article"], ["fire thread"], ["you pig face"], max_length=48
+    )
+    assert spelled["input_ids"].tolist() == expected["input_ids"].tolist()
+    raw = encode(tokenizer, *triple, max_length=48)  # off by default: the text as it is
+    assert raw["input_ids"].tolist() != expected["input_ids"].tolist()
 
 
 def test_comment_only_inputs(tiny_encoder_dir: Path) -> None:

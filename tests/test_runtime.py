@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import astuple
+from dataclasses import astuple, replace
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +97,26 @@ def test_onnx_predictor_matches_the_torch_paths(saved: Path, backend: str) -> No
     one = lean.predict_one(SAMPLE[3]["text"], SAMPLE[3]["target"], SAMPLE[3]["context"])
     alone = [one["stance"]["scores"][label] for label in lean.stance_labels]
     assert alone == pytest.approx(stance[3].tolist(), abs=max(1e-5, TOLERANCE[backend]))  # alone
+
+
+@needs_onnx
+def test_every_runtime_spells_emoji_out_when_the_model_says_so(
+    tiny_config: ModelConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    config = replace(tiny_config, emoji_words=True)
+    folder = decisive(ThreadguardModel.from_encoder(config)).save_pretrained(tmp_path / "m")
+    model = ThreadguardModel.from_pretrained(folder)
+    lean = OnnxPredictor.from_folder(folder, backend="onnx", batch_size=8)
+    assert model.config.emoji_words and model.input_encoder.emoji_words
+    assert lean.input_encoder.emoji_words
+    items = [{"text": "you 🐷", "target": "the 🔥 article"}, {"text": "you pig face"}]
+    _, tox = Predictor(model, batch_size=8).predict_arrays(items)
+    _, lean_tox = lean.predict_arrays(items)
+    assert np.abs(tox - lean_tox).max() <= TOLERANCE["onnx"]
+    _, spelled = lean.predict_arrays([{"text": "you pig face", "target": "the fire article"}])
+    assert np.abs(lean_tox[0] - spelled[0]).max() < 1e-5  # the model read the words
 
 
 @needs_onnx
