@@ -88,11 +88,11 @@ class InputEncoder:
     formats all work. An empty target gives a single-sequence input.
 
     Args:
-        emoji_words: spell pictographs out (:func:`emoji_to_words`) in every
-            text, target and context before tokenising.
         tokenizer: a ``tokenizers.Tokenizer``, or a transformers fast tokenizer (its
             ``backend_tokenizer`` is used, and its pad/sep tokens, padding side and
             whether the model takes token type ids are read from it).
+        emoji_words: spell pictographs out (:func:`emoji_to_words`) in every
+            text, target and context before tokenising.
         with_types, pad_token_id, sep_token_id, padding_side: override what is
             read from a transformers tokenizer; for a bare ``Tokenizer``, defaults
             are derived from its post-processor (types: whether a pair has any
