@@ -17,6 +17,7 @@ from classifier.encoding import EMOJI_RUN
 from classifier.inference import Predictor, load_model
 from training.corpora import load_corpus
 from training.metrics import dev_metrics
+from training.trainer import predict_dataset
 
 PROBES = [
     "🖕",
@@ -48,9 +49,8 @@ def main() -> None:
             row = [f"{name} dev ({len(dev)} rows, {with_emoji} with a pictograph)"]
             for flag in (False, True):
                 model.input_encoder.emoji_words = flag
-                rows = dev.select_columns(["target", "context", "text"])
-                stance, tox = predictor.predict_arrays(
-                    rows, stance_head=model.config.head_for(name)
+                stance, tox = predict_dataset(
+                    model, dev, args.batch_size, model.config.head_for(name)
                 )
                 found = dev_metrics(
                     dev, stance, tox, model.stance_labels, model.toxicity_labels, name

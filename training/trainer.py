@@ -366,8 +366,8 @@ def train(
     The best model by ``config.early_stopping_metric`` on the dev splits is
     saved there with ``save_pretrained`` (the final one when no dev split
     exists); with ``config.ema_decay`` that is the moving average of the
-    weights, which is also what the dev splits score. With ``resume``, a checkpoint left there by an interrupted run is
-    picked up.
+    weights, which is also what the dev splits score. With ``resume``, a
+    checkpoint left there by an interrupted run is picked up.
     """
     out = Path(output_dir or config.output_dir)
     # checkpoints and the log stay out of the model folder, which may be shipped as is
