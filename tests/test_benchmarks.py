@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,3 +75,19 @@ def test_thread_position_reads_the_adapters_fields() -> None:
         [r["target"] for r in picked], [r["context"] for r in picked], [r["text"] for r in picked]
     )
     assert list(where) == ["source", "direct", "deeper", "source", "direct"]
+
+
+policy_thresholds = _load("policy_thresholds")
+
+
+def test_hold_figures_count_what_a_threshold_holds() -> None:
+    y = np.array([1, 1, 0, 0, 1])
+    prob = np.array([0.9, 0.4, 0.8, 0.1, 0.7], dtype=np.float32)
+    # held: 0.9 (hit), 0.8 (miss), 0.7 (hit) -> 3 of 5, precision 2/3, recall 2/3
+    assert policy_thresholds.hold_figures(y, prob, 0.7) == (
+        "≥0.70: held 0.600, precision 0.67, recall 0.67"
+    )
+    # nothing held: no precision to give, recall 0
+    assert policy_thresholds.hold_figures(y, prob, 0.95) == (
+        "≥0.95: held 0.000, precision -, recall 0.00"
+    )
