@@ -11,6 +11,11 @@ the source post as context (its parent is the target). A reply whose parent had 
 scored against the source post and counts as a direct reply here.
 
     python benchmarks/thread_position.py classifier/default_model --split test
+
+``--untitled`` reads the deeper replies as in a thread with no article title, where a reply
+has its parent as target and no context: ``flagged`` marks them ``reply`` as
+``threadguard score`` and the service do (so the model's reply offsets apply), ``unflagged``
+does not (what threadguard did before session 10).
 """
 
 from __future__ import annotations
@@ -43,6 +48,12 @@ def main() -> None:
     parser.add_argument("models", nargs="+", help="threadguard model folders")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
     parser.add_argument("--data-root", default=None, help="default: ../shared/data")
+    parser.add_argument(
+        "--untitled",
+        choices=["flagged", "unflagged"],
+        default=None,
+        help="deeper replies without their context, flagged as replies or not",
+    )
     args = parser.parse_args()
 
     rows = load_corpus("rumoureval2019", args.data_root, split=args.split)
@@ -52,14 +63,18 @@ def main() -> None:
     parts = [("all", np.ones(len(gold), dtype=bool))] + [
         (name, where == name) for name in ("source", "direct", "deeper")
     ]
+    items = list(rows.select_columns(["target", "context", "text"]))
+    if args.untitled:
+        for item, name in zip(items, where, strict=True):
+            if name == "deeper":
+                item.update(context="", reply=args.untitled == "flagged")
     for path in args.models:
         predictor = load_predictor(path)
-        stance, _ = predictor.predict_arrays(
-            rows.select_columns(["target", "context", "text"]), stance_head="comment"
-        )
+        stance, _ = predictor.predict_arrays(items, stance_head="comment")
         columns = [list(predictor.stance_labels).index(label) for label in SDQC]
         pred = np.array(SDQC)[stance[:, columns].argmax(axis=1)]
-        print(f"\n## {path} · rumoureval2019:{args.split}\n")
+        untitled = f" · deeper replies untitled, {args.untitled}" if args.untitled else ""
+        print(f"\n## {path} · rumoureval2019:{args.split}{untitled}\n")
         print(
             "| part of the thread | rows | gold S / D / Q / C | macro-F1 | predicted S / D / Q / C |"
         )

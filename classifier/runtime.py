@@ -87,13 +87,18 @@ REPLY_INPUTS = "replies"
 
 
 def is_reply(item: Mapping[str, Any] | Any) -> bool:
-    """Whether a model input is a reply to another comment: it has a ``context``.
+    """Whether a model input is a reply to another comment.
 
-    :func:`classifier.targets.comment_item` gives a reply the article title as
-    context (its target is the parent comment) and a top-level comment none;
-    RumourEval's adapter gives a deeper reply the thread's source post. The rule
-    reads the same input shape the model reads.
+    An item that says so (``reply``, as :func:`classifier.targets.comment_item`
+    sets it) is taken at its word: a reply under an article with no title has no
+    context. Otherwise an item is a reply when it has a ``context``: comment_item
+    gives a reply the article title as context (its target is the parent comment)
+    and a top-level comment none, and RumourEval's adapter gives a deeper reply
+    the thread's source post.
     """
+    flag = item.get("reply") if isinstance(item, Mapping) else getattr(item, "reply", None)
+    if flag is not None:
+        return bool(flag)
     return bool(_field(item, "context"))
 
 

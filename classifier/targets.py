@@ -30,11 +30,17 @@ _WORD = re.compile(r"\S+")
 
 
 class CommentItem(TypedDict):
-    """One model input, as :meth:`classifier.inference.Predictor.predict` takes it."""
+    """One model input, as :meth:`classifier.inference.Predictor.predict` takes it.
+
+    ``reply`` says whether the comment answers another comment. A reply under an
+    article with no title has no context, so the flag, not the context, tells the
+    runtime (:func:`classifier.runtime.is_reply`) to apply the model's reply offsets.
+    """
 
     text: str
     target: str
     context: str
+    reply: bool
 
 
 def trim_words(text: str | None, max_words: int = MAX_TARGET_WORDS) -> str:
@@ -72,11 +78,13 @@ def comment_item(
             "text": text,
             "target": trim_words(parent_text, max_target_words),
             "context": trim_words(title, max_target_words),
+            "reply": True,
         }
     return {
         "text": text,
         "target": trim_words(article_lead(title, article_text), max_target_words),
         "context": "",
+        "reply": False,
     }
 
 

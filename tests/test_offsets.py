@@ -17,7 +17,14 @@ from typer.testing import CliRunner
 from classifier.cli import app
 from classifier.inference import Predictor, version_digest
 from classifier.modeling import ModelConfig, ThreadguardModel
-from classifier.runtime import CACHE_ENV, OnnxPredictor, onnx_available, shift_classes
+from classifier.runtime import (
+    CACHE_ENV,
+    OnnxPredictor,
+    is_reply,
+    onnx_available,
+    shift_classes,
+)
+from classifier.targets import comment_item
 from tests.test_backends import TOLERANCE
 from tests.test_stance_heads import HEADS
 from tests.test_trainer import FIXTURES, recipe
@@ -224,6 +231,29 @@ def test_reply_offsets_need_the_comment_head_and_a_reply(tiny_config: ModelConfi
     flat = dev.remove_columns("context").add_column("context", [""] * len(dev))
     with pytest.raises(ValueError, match="no dev split of its corpora has a labelled reply"):
         fit_head_offsets(model, "comment", [CorpusData("rumoureval2019", None, flat)], 8, "replies")
+
+
+def test_a_reply_flag_overrides_the_context_rule(tiny_config: ModelConfig) -> None:
+    model = biased(tiny_config)
+    dev, _ = with_replies(rumour_dev())
+    fit_head_offsets(model, "comment", [CorpusData("rumoureval2019", None, dev)], 8, "replies")
+    predictor = Predictor(model, batch_size=8)
+    parent, text = "The mayor resigned yesterday.", "That is not true, he is still in office."
+    items = [
+        {"text": text, "target": parent, "context": "Mayor news"},  # reply by its context
+        {"text": text, "target": parent, "context": ""},  # no context, no flag: top level
+        comment_item(text, parent),  # a reply under an untitled article: flagged
+        {"text": text, "target": parent, "context": "Mayor news", "reply": False},
+        {"text": text, "target": parent, "context": "", "reply": True},
+    ]
+    assert [is_reply(i) for i in items] == [True, False, True, False, True]
+    stance, _ = predictor.predict_arrays(items)
+    plain = Predictor(biased(tiny_config), batch_size=8).predict_arrays(items)[0]
+    assert not np.allclose(stance[0], plain[0], atol=1e-4)
+    np.testing.assert_allclose(stance[1], plain[1], atol=1e-6)
+    np.testing.assert_allclose(stance[3], plain[3], atol=1e-6)
+    assert not np.allclose(stance[2], plain[2], atol=1e-4)
+    np.testing.assert_allclose(stance[2], stance[4], atol=1e-6)
 
 
 def test_saved_reply_offsets_reach_every_predictor(

@@ -184,8 +184,17 @@ def test_reply_targets_the_parent_with_the_title_as_context() -> None:
         "text": "I disagree",
         "target": "The budget is fine.",
         "context": "Budget approved",
+        "reply": True,
     }
     assert stance_target(item, "The budget is fine.") == "parent"
+    # under an article with no title a reply has no context, and still says it is a reply
+    untitled = comment_item("I disagree", "The budget is fine.")
+    assert untitled == {
+        "text": "I disagree",
+        "target": "The budget is fine.",
+        "context": "",
+        "reply": True,
+    }
 
 
 def test_top_level_comment_targets_title_and_first_paragraph() -> None:
@@ -194,12 +203,13 @@ def test_top_level_comment_targets_title_and_first_paragraph() -> None:
         "text": "Good news",
         "target": "Budget approved\nThe council met on Tuesday.",
         "context": "",
+        "reply": False,
     }
     assert stance_target(item) == "article"
     blank_parent = comment_item("Good news", "   ", "Budget approved", ARTICLE_TEXT)
     assert blank_parent == item
     alone = comment_item("Good news")
-    assert alone == {"text": "Good news", "target": "", "context": ""}
+    assert alone == {"text": "Good news", "target": "", "context": "", "reply": False}
     assert stance_target(alone) == "none"
 
 
@@ -225,4 +235,10 @@ def test_thread_items_resolve_parents() -> None:
     )
     first, second = thread_items(thread)
     assert first["target"].startswith("Budget approved\n") and first["context"] == ""
-    assert second == {"text": "No it is not", "target": "Great", "context": "Budget approved"}
+    assert second == {
+        "text": "No it is not",
+        "target": "Great",
+        "context": "Budget approved",
+        "reply": True,
+    }
+    assert first["reply"] is False
