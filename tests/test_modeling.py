@@ -500,5 +500,7 @@ def test_default_encoder_forward_and_delta_round_trip(tmp_path: Path) -> None:
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     assert size < 10 * 2**20, size
     after = logits(ThreadguardModel.from_pretrained(path), **inputs)
-    torch.testing.assert_close(after.stance_logits, before.stance_logits, atol=1e-5, rtol=0)
-    torch.testing.assert_close(after.toxicity_logits, before.toxicity_logits, atol=1e-5, rtol=0)
+    # The delta is merged into the encoder's float32 weights, so the logits move by rounding,
+    # which grows with their size (1.04e-5 on a logit of 1.37 under transformers 5.23).
+    torch.testing.assert_close(after.stance_logits, before.stance_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(after.toxicity_logits, before.toxicity_logits, atol=1e-5, rtol=1e-5)

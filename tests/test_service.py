@@ -211,6 +211,7 @@ def test_the_comment_is_scored_against_its_parent_or_the_article(
         "text": "First!",
         "target": "Budget approved\nThe council met.",
         "context": "",
+        "reply": False,
     }
     reply = client.moderate("I agree", parent_text="Great budget", article=article)
     assert reply["stance"] == {
@@ -222,7 +223,20 @@ def test_the_comment_is_scored_against_its_parent_or_the_article(
     assert fake.items()[-1]["context"] == "Budget approved"
     # The article by id only, and the parent by id only: both from recent requests.
     client.moderate("Me too", parent_id="p1", article={"id": "a1"})
-    assert fake.items()[-1] == {"text": "Me too", "target": "First!", "context": "Budget approved"}
+    assert fake.items()[-1] == {
+        "text": "Me too",
+        "target": "First!",
+        "context": "Budget approved",
+        "reply": True,
+    }
+    # A reply with no article has no context and is still marked as a reply.
+    client.moderate("Not at all", parent_text="Great budget")
+    assert fake.items()[-1] == {
+        "text": "Not at all",
+        "target": "Great budget",
+        "context": "",
+        "reply": True,
+    }
 
 
 def test_score_endpoint_answers_scores_only(client: ThreadguardClient) -> None:
