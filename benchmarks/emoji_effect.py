@@ -37,14 +37,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
 
+    devs = {name: load_corpus(name, split="dev") for name in args.dataset}
     for path in args.models:
         model = load_model(path)
         predictor = Predictor(model, batch_size=args.batch_size)
         toxicity = list(model.toxicity_labels).index("toxicity")
         trained_with = model.config.emoji_words
         print(f"## {path} (trained with emoji_words: {str(trained_with).lower()})")
-        for name in args.dataset:
-            dev = load_corpus(name, split="dev")
+        for name, dev in devs.items():
             with_emoji = sum(1 for text in dev["text"] if EMOJI_RUN.search(text))
             row = [f"{name} dev ({len(dev)} rows, {with_emoji} with a pictograph)"]
             for flag in (False, True):

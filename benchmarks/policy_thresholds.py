@@ -71,15 +71,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
     policy = Policy.load(args.policy)
-    datasets = args.dataset or DEFAULT_DATASETS
+    devs = {name: load_corpus(name, split="dev") for name in args.dataset or DEFAULT_DATASETS}
 
     for path in args.models:
         model = load_model(path)
         labels = list(model.toxicity_labels)
         policy.check_labels(labels)
         print(f"## {path} · policy {policy.source}")
-        for name in datasets:
-            dev = load_corpus(name, split="dev")
+        for name, dev in devs.items():
             _, tox = predict_dataset(model, dev, args.batch_size, model.config.head_for(name))
             for rule in policy.rules:
                 thresholds = list(dict.fromkeys([rule.threshold, *args.at]))

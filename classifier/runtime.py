@@ -96,7 +96,7 @@ def is_reply(item: Mapping[str, Any] | Any) -> bool:
     and a top-level comment none, and RumourEval's adapter gives a deeper reply
     the thread's source post.
     """
-    flag = item.get("reply") if isinstance(item, Mapping) else getattr(item, "reply", None)
+    flag = _value(item, "reply")
     if flag is not None:
         return bool(flag)
     return bool(_field(item, "context"))
@@ -401,8 +401,13 @@ class BatchPredictor:
         raise NotImplementedError
 
 
+def _value(item: Any, name: str) -> Any:
+    """An item's ``name``, from a mapping or an object's attribute; None when it has none."""
+    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+
+
 def _field(item: Any, name: str) -> str:
-    value = item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+    value = _value(item, name)
     return "" if value is None else str(value)
 
 

@@ -92,10 +92,8 @@ def score_items(
             yield from flush()
             yield item
             continue
-        parents = {c.id: c.text for c in item.comments}
         for comment, model_input in zip(item.comments, thread_items(item), strict=True):
-            parent_text = parents.get(comment.parent_id) if comment.parent_id else None
-            pending.append((item, comment, model_input, stance_target(model_input, parent_text)))
+            pending.append((item, comment, model_input, stance_target(model_input)))
             if len(pending) >= chunk_size:
                 yield from flush()
     yield from flush()

@@ -671,7 +671,7 @@ class ServiceState:
         title, body = self.article_context(article)
         item = comment_item(text, parent_text, title, body)
         self.comments.put(comment_id, trim_words(text))
-        return item, stance_target(item, parent_text)
+        return item, stance_target(item)
 
     async def predict(self, items: list[CommentItem], request: Request) -> list[Prediction]:
         assert self.batcher is not None

@@ -88,9 +88,9 @@ def comment_item(
     }
 
 
-def stance_target(item: CommentItem, parent_text: str | None = None) -> str:
+def stance_target(item: CommentItem) -> str:
     """What the stance in a result is taken toward: ``parent``, ``article`` or ``none``."""
-    if parent_text and parent_text.strip():
+    if item["reply"]:
         return "parent"
     return "article" if item["target"] else "none"
 

@@ -186,7 +186,7 @@ def test_reply_targets_the_parent_with_the_title_as_context() -> None:
         "context": "Budget approved",
         "reply": True,
     }
-    assert stance_target(item, "The budget is fine.") == "parent"
+    assert stance_target(item) == "parent"
     # under an article with no title a reply has no context, and still says it is a reply
     untitled = comment_item("I disagree", "The budget is fine.")
     assert untitled == {
