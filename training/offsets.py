@@ -18,8 +18,8 @@ to replies to comments only (:func:`classifier.runtime.is_reply`: inputs flagged
 ``reply``, or else with a context), for the comment head. Replies deeper in a thread
 have a label mix of their own: RumourEval 2019's dev and test deeper replies (Reddit)
 are about 97 % ``comment``, while its training threads (Twitter, 2017) have 7.5 %
-``deny`` and 9 % ``support`` there, and the head carries the training mix over. Depending on the
-input, these cannot go into the bias; the saved record carries
+``deny`` and 9 % ``support`` there, and the head carries the training mix over.
+Depending on the input, these cannot go into the bias; the saved record carries
 ``"inputs": "replies"`` and every predictor applies it
 (:meth:`classifier.runtime.BatchPredictor.predict_arrays`).
 """
