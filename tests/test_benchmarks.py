@@ -91,3 +91,28 @@ def test_hold_figures_count_what_a_threshold_holds() -> None:
     assert policy_thresholds.hold_figures(y, prob, 0.95) == (
         "≥0.95: held 0.000, precision -, recall 0.00"
     )
+
+
+seed_ensemble = _load("seed_ensemble")
+
+
+def test_seed_ensemble_averages_members_before_scoring() -> None:
+    # Three "models" that each get one of three rows wrong, less confidently than the
+    # others get it right; any two of them averaged get every row right.
+    gold = np.array([1, 1, 0])
+    prob = {(1, True): 0.9, (1, False): 0.3, (0, True): 0.1, (0, False): 0.7}  # (gold, right)
+    members = []
+    for wrong in range(3):
+        p = np.array([prob[(int(g), i != wrong)] for i, g in enumerate(gold)])
+        members.append((np.zeros((3, 1)), p[:, None]))
+
+    def accuracy(stance: np.ndarray, toxicity: np.ndarray) -> float:
+        return float(np.mean((toxicity[:, 0] >= 0.5) == gold))
+
+    single = seed_ensemble.ensembles(members, 1, accuracy)
+    assert (single.count, single.mean, single.high) == (3, 2 / 3, 2 / 3)
+    pairs = seed_ensemble.ensembles(members, 2, accuracy)
+    assert (pairs.count, pairs.low, pairs.mean) == (3, 1.0, 1.0)
+    assert seed_ensemble.ensembles(members, 2, accuracy, max_combinations=2).count == 2
+    with pytest.raises(ValueError, match="ensemble size 4"):
+        seed_ensemble.ensembles(members, 4, accuracy)
