@@ -14,15 +14,17 @@ several trainings is worth its cost, is a choice of recipe, which test splits mu
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+import datasets
 import numpy as np
 
 from classifier.inference import load_model
+from classifier.modeling import ThreadguardModel
 from training.corpora import load_corpus
 from training.metrics import dev_metrics
 from training.trainer import predict_dataset
@@ -34,7 +36,6 @@ Probs = tuple[np.ndarray, np.ndarray]  # stance [N, S], toxicity [N, T]
 class Summary:
     """The primary metric over a set of models or ensembles of one size."""
 
-    size: int
     count: int
     mean: float
     low: float
@@ -62,7 +63,19 @@ def ensembles(
         stance = np.mean([probs[i][0] for i in combo], axis=0)
         toxicity = np.mean([probs[i][1] for i in combo], axis=0)
         values.append(metric(stance, toxicity))
-    return Summary(size, len(values), float(np.mean(values)), min(values), max(values))
+    return Summary(len(values), float(np.mean(values)), min(values), max(values))
+
+
+def _primary(
+    dev: datasets.Dataset,
+    corpus: str,
+    model: ThreadguardModel,
+    stance: np.ndarray,
+    toxicity: np.ndarray,
+) -> float:
+    """The dev split's primary metric for these probabilities, under ``model``'s labels."""
+    found = dev_metrics(dev, stance, toxicity, model.stance_labels, model.toxicity_labels, corpus)
+    return float(found["primary"])
 
 
 def main() -> None:
@@ -93,23 +106,17 @@ def main() -> None:
             for model in models
         ]
 
-        def metric(
-            stance: np.ndarray, toxicity: np.ndarray, dev: Any = dev, name: str = name
-        ) -> float:
-            found = dev_metrics(
-                dev, stance, toxicity, first.stance_labels, first.toxicity_labels, name
-            )
-            return float(found["primary"])
-
+        metric = functools.partial(_primary, dev, name, first)
         singles = [metric(*p) for p in probs]
+        baseline = float(np.mean(singles))
         print(f"## {name} dev ({len(dev)} rows)")
         print("single models: " + ", ".join(f"{v:.4f}" for v in singles))
-        for size in [1, *args.sizes]:
-            s = ensembles(probs, size, metric, args.max_combinations)
-            gain = s.mean - float(np.mean(singles))
+        rows = [(1, Summary(len(singles), baseline, min(singles), max(singles)))]
+        rows += [(k, ensembles(probs, k, metric, args.max_combinations)) for k in args.sizes]
+        for size, s in rows:
             print(
                 f"{size} model{'s' if size > 1 else ''}: mean {s.mean:.4f} "
-                f"({s.low:.4f}–{s.high:.4f}, {s.count} sets), {gain:+.4f} on a single model"
+                f"({s.low:.4f}–{s.high:.4f}, {s.count} sets), {s.mean - baseline:+.4f} on a single model"
             )
 
 
