@@ -6,7 +6,15 @@ Every reader is a generator of :class:`~classifier.schema.Thread` and
 size is read in bounded memory; only one thread is held at a time.
 
 Accounting is exact: every input record (a comment; an article-only row in
-the flat form) becomes part of a yielded thread or one error record.
+the flat form) becomes part of a yielded thread or one error record. No
+record can end the reading of a file: each is validated at the boundary
+(:mod:`classifier.schema`: strict types, valid Unicode, bounded ``extra``),
+and a record that fails in any way becomes that record's error row while the
+reader goes on with the next. A line that is not JSON at all (malformed,
+nested too deeply, not UTF-8) is one record. A thread line whose own fields
+are bad gives one error row for each of its comments. A CSV record with an
+unterminated quote is one error row naming its first line; reading goes on
+from the line after it.
 
 The *flat* form has one comment a row with a thread id; the article is
 carried by ``article_*`` columns repeated on each row. Rows of one thread
@@ -19,6 +27,7 @@ warning.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import re
@@ -28,7 +37,22 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from classifier.schema import Article, Comment, ErrorRecord, Thread, stable_id
+from pydantic import ValidationError
+
+from classifier.schema import (
+    ID_CELL,
+    STAMP_CELL,
+    TEXT_CELL,
+    Article,
+    Comment,
+    CommentRecord,
+    ErrorRecord,
+    Thread,
+    check_json_object,
+    describe,
+    stable_id,
+    text_problem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +210,10 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
 # --- validation shared by every reader ----------------------------------------------
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
+#: Flat-form fields that are ids (strings or integers) and timestamps (strings, numbers, dates).
+_ID_FIELDS = frozenset({"thread_id", "comment_id", "parent_id"})
+_STAMP_FIELDS = frozenset({"timestamp", "article_published"})
+_JSON_FIELDS = frozenset({"extra", "thread_extra"})
 
 
 def _undecodable(value: str) -> int | None:
@@ -194,22 +222,21 @@ def _undecodable(value: str) -> int | None:
     return m.start() if m else None
 
 
-def _as_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, float) and value != value:  # NaN from a Parquet/pandas null
-        return None
-    return value if isinstance(value, str) else str(value)
+def _record_id(value: Any) -> str | None:
+    """An id to name a bad record by in its error row: a string or an integer, else none."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 def check_comment(comment: Comment, max_chars: int) -> None:
     """Raise :class:`RecordError` if ``comment`` cannot be scored."""
     for name in ("id", "text", "parent_id", "author", "timestamp"):
         value = getattr(comment, name)
-        if isinstance(value, str) and (pos := _undecodable(value)) is not None:
-            raise RecordError(
-                f"field {name!r} has a byte that is not UTF-8 at character {pos}", comment.id
-            )
+        if isinstance(value, str) and (problem := text_problem(value)) is not None:
+            raise RecordError(f"field {name!r} {problem}", comment.id)
     if not comment.text or not comment.text.strip():
         raise RecordError("comment text is empty", comment.id)
     if len(comment.text) > max_chars:
@@ -310,17 +337,72 @@ class _FlatAssembler:
             self._resolved = (key_set, self.columns.resolve(key_set))
         return self._resolved[1]
 
+    def _cells(self, row: Mapping[str, Any], cols: dict[str, str]) -> dict[str, str | None]:
+        """Every claimed cell of ``row``, validated (:class:`RecordError` on the first bad one).
+
+        Text cells must be strings (a number, list or object is an error, not turned
+        into text); ids may be integers; timestamps may be numbers or dates. CSV has
+        no null: an empty cell, a missing one and a null (or a Parquet NaN) are the same.
+        """
+        values: dict[str, str | None] = {}
+        # the comment id first, so a later bad cell's error row can name the record
+        order = sorted(cols, key=lambda name: name != "comment_id")
+        for name in order:
+            if name in _JSON_FIELDS:
+                continue
+            value = row.get(cols[name])
+            if isinstance(value, float) and value != value:
+                value = None
+            adapter = (
+                ID_CELL
+                if name in _ID_FIELDS
+                else STAMP_CELL
+                if name in _STAMP_FIELDS
+                else TEXT_CELL
+            )
+            try:
+                values[name] = adapter.validate_python(value) or None
+            except ValidationError as exc:
+                rid = _record_id(value) if name == "comment_id" else values.get("comment_id")
+                raise RecordError(f"column {cols[name]!r}: {describe(exc)}", rid) from None
+        return values
+
+    def _extra(
+        self, row: Mapping[str, Any], cols: dict[str, str], record_id: str | None
+    ) -> dict[str, Any]:
+        """The comment's ``extra``: its ``extra`` column's object, then unclaimed columns."""
+        used = set(cols.values())
+        extra: dict[str, Any] = {}
+        if "extra" in cols and (blob := row.get(cols["extra"])) not in (None, ""):
+            extra.update(_load_json_object(blob, "extra", record_id))
+        for key, value in row.items():
+            if key in used or value is None or value == "":
+                continue
+            if isinstance(value, float) and value != value:
+                continue
+            extra[key] = _json_cell(value)
+        try:
+            return check_json_object(extra)
+        except ValueError as exc:
+            raise RecordError(f"extra columns: {exc}", record_id) from None
+
     def add(self, row: Mapping[str, Any], location: str, number: int) -> Iterator[ParsedItem]:
+        """Take one flat row (raising :class:`RecordError` before any change if it is bad)."""
         cols = self._colmap(row.keys())
+        cells = self._cells(row, cols)
+        text = cells.get("text")
+        comment_id = cells.get("comment_id")
+        extra = self._extra(row, cols, comment_id)
+        thread_extra: dict[str, Any] = {}
+        if "thread_extra" in cols and (blob := row.get(cols["thread_extra"])) not in (None, ""):
+            thread_extra = _load_json_object(blob, "thread_extra", comment_id)
 
         def get(name: str) -> str | None:
-            # CSV has no null: an empty cell and a missing value are the same
-            return (_as_text(row.get(cols[name])) or None) if name in cols else None
+            return cells.get(name)
 
         thread_id = get("thread_id") or stable_id("file", Path(self.source).name)
         if self.current is None or self.current.id != thread_id:
             yield from self.flush()
-            extra_raw = get("thread_extra")
             self.current = Thread(
                 id=thread_id,
                 source=get("source") or self.source,
@@ -332,19 +414,12 @@ class _FlatAssembler:
                     published=get("article_published"),
                     author=get("article_author"),
                 ),
-                extra=_load_json_object(extra_raw, "thread_extra") if extra_raw else {},
+                extra=thread_extra,
             )
-        text = get("text")
-        comment_id = get("comment_id")
         if not text and not comment_id:
             # an article-only row: a thread that has no comments (see writers.py)
             self.article_rows += 1
             return
-        used = set(cols.values())
-        extra: dict[str, Any] = {}
-        if "extra" in cols and (blob := row.get(cols["extra"])):
-            extra.update(_load_json_object(blob, "extra"))
-        extra.update({k: v for k, v in row.items() if k not in used and v not in (None, "")})
         parent = get("parent_id")
         self.rows.append(
             (
@@ -379,23 +454,62 @@ class _FlatAssembler:
         yield from finish_thread(thread, rows, self.max_chars)
 
 
-def _load_json_object(value: Any, name: str) -> dict[str, Any]:
+def _load_json_object(value: Any, name: str, record_id: str | None = None) -> dict[str, Any]:
+    """A JSON-object cell (a dict, or JSON text of one), validated like every ``extra``."""
     if isinstance(value, dict):
-        return value
-    try:
-        obj = json.loads(value)
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"column {name!r} is not a JSON object: {exc}") from None
+        obj = value
+    elif not isinstance(value, str):
+        raise RecordError(
+            f"column {name!r} is not a JSON object: got {type(value).__name__}", record_id
+        )
+    else:
+        try:
+            obj = json.loads(value)
+        except RecursionError:
+            raise RecordError(f"column {name!r} nests too deeply", record_id) from None
+        except ValueError as exc:
+            raise RecordError(f"column {name!r} is not a JSON object: {exc}", record_id) from None
     if not isinstance(obj, dict):
-        raise RecordError(f"column {name!r} is not a JSON object")
-    return obj
+        raise RecordError(f"column {name!r} is not a JSON object", record_id)
+    try:
+        return check_json_object(obj)
+    except ValueError as exc:
+        raise RecordError(f"column {name!r} {exc}", record_id) from None
+
+
+def _json_cell(value: Any) -> Any:
+    """An unclaimed cell as a JSON value for ``extra`` (Parquet dates, decimals, bytes as text)."""
+    if value is None or isinstance(value, (str, bool, int, float, list, dict)):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="surrogateescape")  # checked with the rest
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def _thread_from_line(
     obj: dict[str, Any], source: str, location: str, options: ReadOptions
 ) -> Iterator[ParsedItem]:
-    """One thread JSONL line: the thread, with an error for each comment that is bad."""
-    thread = Thread.from_dict(obj)
+    """One thread JSONL line: the thread, with an error for each comment that is bad.
+
+    If the thread's own fields are bad, each of its comments is an error row
+    carrying that message (one error row for a thread without comments).
+    """
+    try:
+        thread = Thread.from_dict(obj)
+    except ValueError as exc:
+        comments = obj.get("comments")
+        thread_id = _record_id(obj.get("id"))
+        if not isinstance(comments, list) or not comments:
+            yield ErrorRecord(source, location, str(exc), None, thread_id)
+            return
+        for i, raw in enumerate(comments, 1):
+            rid = _record_id(raw.get("id")) if isinstance(raw, dict) else None
+            yield ErrorRecord(
+                source, f"{location} comment {i}", f"bad thread: {exc}", rid, thread_id
+            )
+        return
     thread.source = thread.source or source
     candidates: list[tuple[str, Comment]] = []
     for i, raw in enumerate(obj["comments"], 1):
@@ -404,16 +518,24 @@ def _thread_from_line(
             yield ErrorRecord(thread.source, where, "comment is not a JSON object", None, thread.id)
             continue
         try:
-            comment = Comment(
-                **{"id": str(raw.get("id") or i), **{k: v for k, v in raw.items() if k != "id"}}
-            )
-        except TypeError as exc:
+            record = CommentRecord.model_validate(raw)
+        except ValidationError as exc:
             yield ErrorRecord(
-                thread.source, where, f"bad comment: {exc}", _as_text(raw.get("id")), thread.id
+                thread.source,
+                where,
+                f"bad comment: {describe(exc)}",
+                _record_id(raw.get("id")),
+                thread.id,
             )
             continue
-        if not isinstance(comment.text, str):
-            comment.text = "" if comment.text is None else str(comment.text)
+        comment = Comment(
+            id=record.id or str(i),
+            text=record.text or "",
+            parent_id=record.parent_id,
+            author=record.author,
+            timestamp=record.timestamp,
+            extra=record.extra or {},
+        )
         candidates.append((where, comment))
     yield from finish_thread(thread, candidates, options.max_comment_chars)
 
@@ -446,6 +568,12 @@ def read_jsonl_stream(
         except json.JSONDecodeError as exc:
             yield ErrorRecord(source, location, f"malformed JSON: {exc.msg} at column {exc.colno}")
             continue
+        except RecursionError:
+            yield ErrorRecord(source, location, "malformed JSON: nested too deeply to read")
+            continue
+        except ValueError as exc:  # e.g. an integer literal over Python's digit limit
+            yield ErrorRecord(source, location, f"malformed JSON: {exc}")
+            continue
         if not isinstance(obj, dict):
             yield ErrorRecord(source, location, f"expected a JSON object, got {type(obj).__name__}")
             continue
@@ -455,38 +583,100 @@ def read_jsonl_stream(
                 yield from _thread_from_line(obj, source, location, options)
             else:
                 yield from flat.add(obj, location, lineno)
-        except (RecordError, ValueError) as exc:
-            rid = _as_text(obj.get("id") or obj.get("comment_id"))
-            yield ErrorRecord(source, location, str(exc), rid)
+        except RecordError as exc:
+            yield ErrorRecord(source, location, str(exc), exc.record_id)
+        except Exception as exc:  # never let one record end the file: it is this record's error
+            logger.debug("%s %s: unexpected failure", source, location, exc_info=True)
+            rid = _record_id(obj.get("comment_id")) or _record_id(obj.get("id"))
+            yield ErrorRecord(source, location, f"cannot read record: {type(exc).__name__}", rid)
     yield from flat.flush()
 
 
+class _Lines:
+    """Numbered lines of a text stream that keep the lines of the CSV record being read,
+    so reading can start again on the line after a record that proved malformed."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self._again: list[str] = []  # lines to hand out again, last first
+        self.line = 0  # lines handed out so far
+        self.record: list[str] = []
+        self.record_start = 1
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._again.pop() if self._again else next(self._lines)
+        self.line += 1
+        self.record.append(line)
+        return line
+
+    def begin_record(self) -> None:
+        self.record = []
+        self.record_start = self.line + 1
+
+    def drop_record_first_line(self) -> None:
+        """Give up the current record's first line; its other lines are read again."""
+        self._again.extend(reversed(self.record[1:]))
+        self.line = self.record_start
+        self.record = []
+
+
 def read_csv(path: Path, options: ReadOptions, delimiter: str = ",") -> Iterator[ParsedItem]:
-    """Flat CSV/TSV, streamed record by record (quoted newlines allowed)."""
+    """Flat CSV/TSV, streamed record by record (quoted newlines allowed).
+
+    The CSV is read strictly: a quote that is never closed (or text right after
+    a closing quote) makes the record that holds it one error row naming its
+    first line, and reading goes on from the next line, so one stray quote
+    cannot swallow the rows after it into a comment's text.
+    """
     source = str(path)
     flat = _FlatAssembler(source, options.columns, options.max_comment_chars)
     # Let the csv module read any field size; the comment length limit is ours to report.
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    # newline="" so only \r and \n end lines (not U+0085 or U+2028 inside a field)
-    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as text:
-        reader = csv.DictReader(text, delimiter=delimiter)
+    with path.open("rb") as raw:
+        # newline="" so only \r and \n end lines (not U+0085 or U+2028 inside a field)
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        lines = _Lines(iter(text))
+        reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        header: list[str] | None = None
         number = 0
         while True:
+            lines.begin_record()
             try:
-                row = next(reader)
+                cells = next(reader)
             except StopIteration:
                 break
             except csv.Error as exc:
-                yield ErrorRecord(source, f"line {reader.line_num}", f"malformed CSV: {exc}")
+                start = lines.record_start
+                if header is not None:
+                    number += 1
+                yield ErrorRecord(
+                    source,
+                    f"row {number} (line {start})" if header is not None else f"line {start}",
+                    f"malformed CSV: {exc} (an unterminated quote?) in the record starting "
+                    f"on line {start}; reading went on from line {start + 1}",
+                )
+                lines.drop_record_first_line()
+                reader = csv.reader(lines, delimiter=delimiter, strict=True)
+                continue
+            if not cells:  # a blank line
+                continue
+            if header is None:
+                header = cells
                 continue
             number += 1
-            location = f"row {number} (line {reader.line_num})"
-            if None in row:  # more fields than the header
-                extra_fields = row.pop(None)
+            location = f"row {number} (line {lines.record_start})"
+            if len(cells) > len(header):
                 yield ErrorRecord(
-                    source, location, f"{len(extra_fields)} more field(s) than the header has"
+                    source,
+                    location,
+                    f"{len(cells) - len(header)} more field(s) than the header has",
                 )
                 continue
+            row: dict[str, Any] = dict.fromkeys(header)
+            row.update(zip(header, cells, strict=False))
             bad = next(
                 (k for k, v in row.items() if v is not None and _undecodable(v) is not None), None
             )
@@ -497,6 +687,9 @@ def read_csv(path: Path, options: ReadOptions, delimiter: str = ",") -> Iterator
                 yield from flat.add(row, location, number)
             except RecordError as exc:
                 yield ErrorRecord(source, location, str(exc), exc.record_id)
+            except Exception as exc:  # never let one record end the file
+                logger.debug("%s %s: unexpected failure", source, location, exc_info=True)
+                yield ErrorRecord(source, location, f"cannot read record: {type(exc).__name__}")
     yield from flat.flush()
 
 
@@ -515,6 +708,9 @@ def read_parquet(path: Path, options: ReadOptions, batch_size: int = 2048) -> It
                 yield from flat.add(row, location, number)
             except RecordError as exc:
                 yield ErrorRecord(source, location, str(exc), exc.record_id)
+            except Exception as exc:  # never let one record end the file
+                logger.debug("%s %s: unexpected failure", source, location, exc_info=True)
+                yield ErrorRecord(source, location, f"cannot read record: {type(exc).__name__}")
     yield from flat.flush()
 
 

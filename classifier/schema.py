@@ -13,11 +13,173 @@ errors`` always holds.
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
+import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+)
 
 JSONValue = Any
+
+# --------------------------------------------------------------------------- text validation
+#
+# The one place that says what a usable text field is. The readers (every field of every
+# record), the moderation service's request models and the error rows all use it, so a
+# value that passes here can be tokenized and written as UTF-8 JSON, CSV or Parquet.
+
+#: Deepest nesting of objects and lists accepted in an ``extra`` JSON object.
+MAX_JSON_DEPTH = 32
+
+_SURROGATE_ANY = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """What makes ``value`` unusable as text (``None`` if nothing).
+
+    A lone surrogate (U+D800 to U+DFFF) is not a character: it cannot be encoded as
+    UTF-8, so the tokenizer, the JSON writer and Parquet all fail on it. Readers decode
+    bytes that are not UTF-8 to U+DC80..U+DCFF (``surrogateescape``); JSON can carry
+    any surrogate as a ``\\udXXX`` escape. NUL and other control characters are valid
+    text and pass.
+    """
+    m = _SURROGATE_ANY.search(value)
+    if m is None:
+        return None
+    code = ord(m.group())
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"has a byte that is not UTF-8 (or a lone surrogate) at character {m.start()}"
+    return f"has a lone surrogate U+{code:04X} (not valid Unicode) at character {m.start()}"
+
+
+def check_text(value: str) -> str:
+    """``value`` unchanged if it is usable text, else ``ValueError`` saying why."""
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def safe_text(value: str) -> str:
+    """``value`` with any lone surrogate written as a ``\\udXXX`` escape: for messages and
+    error rows, which must always be writable whatever the input held."""
+    if _SURROGATE_ANY.search(value) is None:
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _id_value(value: Any) -> Any:
+    # Ids come as strings or integers (WordPress, Reddit dumps); bools and floats are not ids.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _stamp_value(value: Any) -> Any:
+    # Timestamps come as strings, epoch numbers or (Parquet) datetimes.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value == value:
+        return str(value)
+    if isinstance(value, (_dt.date, _dt.time)):
+        return value.isoformat()
+    return value
+
+
+def check_json_object(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` if it is a JSON object of usable text, at most :data:`MAX_JSON_DEPTH` deep.
+
+    Walked without recursion, so a hostile depth cannot exhaust the stack here.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"has a key that is not a string: {type(key).__name__}")
+                check_text(key)
+                stack.append((child, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+        elif isinstance(node, str):
+            check_text(node)
+        elif node is not None and not isinstance(node, (bool, int, float)):
+            raise ValueError(f"holds a {type(node).__name__}, which is not a JSON value")
+    return value
+
+
+#: A text field: a ``str`` (never a number, list or object turned into one), valid Unicode.
+Text = Annotated[str, Strict(), AfterValidator(check_text)]
+#: An id: a string, or an integer taken as its decimal string.
+Id = Annotated[str, BeforeValidator(_id_value), Strict(), AfterValidator(check_text)]
+#: A timestamp: a string, an epoch number or a date/time, kept as a string.
+Stamp = Annotated[str, BeforeValidator(_stamp_value), Strict(), AfterValidator(check_text)]
+#: A JSON object (``extra``): string keys, JSON values, valid text, bounded depth.
+JSONObject = Annotated[dict[str, Any], Strict(), AfterValidator(check_json_object)]
+
+
+def describe(error: ValidationError, prefix: str = "") -> str:
+    """A :class:`ValidationError` as one line: ``field 'a.b': message; ...`` (no input echoed)."""
+    parts = []
+    for item in error.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in (prefix, *item["loc"]) if p != "")
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"field {safe_text(loc)!r}: {message}" if loc else message)
+    return "; ".join(parts)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ArticleRecord(_Record):
+    """An article as the thread form gives it: every field typed, unknown keys refused."""
+
+    id: Id | None = None
+    url: Text | None = None
+    title: Text = ""
+    body: Text = ""
+    published: Stamp | None = None
+    author: Text | None = None
+
+
+class CommentRecord(_Record):
+    """A comment as the thread form gives it (``id`` may be left to the reader)."""
+
+    id: Id | None = None
+    text: Text
+    parent_id: Id | None = None
+    author: Text | None = None
+    timestamp: Stamp | None = None
+    extra: JSONObject | None = None
+
+
+class ThreadRecord(_Record):
+    """A thread JSONL line's own fields; its comments are validated one by one."""
+
+    id: Id
+    source: Text | None = None
+    article: ArticleRecord
+    comments: list[Any]
+    extra: JSONObject | None = None
+
+
+#: Validators for one flat-form cell of each kind (CSV, flat JSONL, Parquet).
+TEXT_CELL: TypeAdapter[str | None] = TypeAdapter(Text | None)
+ID_CELL: TypeAdapter[str | None] = TypeAdapter(Id | None)
+STAMP_CELL: TypeAdapter[str | None] = TypeAdapter(Stamp | None)
 
 
 @dataclass
@@ -87,15 +249,23 @@ class Thread:
         if not isinstance(data["comments"], list):
             raise ValueError("field 'comments' must be a list")
         try:
-            art = Article(**{"id": str(data["id"]), **article})
-        except TypeError as exc:
-            raise ValueError(f"field 'article': {exc}") from None
+            record = ThreadRecord.model_validate(data)
+        except ValidationError as exc:
+            raise ValueError(describe(exc)) from None
+        art = record.article
         return cls(
-            id=str(data["id"]),
-            source=str(data.get("source") or ""),
-            article=art,
+            id=record.id,
+            source=record.source or "",
+            article=Article(
+                id=art.id or record.id,
+                url=art.url,
+                title=art.title,
+                body=art.body,
+                published=art.published,
+                author=art.author,
+            ),
             comments=[],  # comments are validated one by one by the reader
-            extra=dict(data.get("extra") or {}),
+            extra=record.extra or {},
         )
 
 
@@ -108,6 +278,13 @@ class ErrorRecord:
     message: str
     record_id: str | None = None
     thread_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # An error row must always be writable: ids and messages may quote hostile input.
+        for name in ("source", "location", "message", "record_id", "thread_id"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, safe_text(value if isinstance(value, str) else str(value)))
 
     def __str__(self) -> str:
         rid = f" (record {self.record_id})" if self.record_id else ""
