@@ -14,12 +14,20 @@ Endpoints (details in ``docs/moderation.md`` and at ``/openapi.json``):
 - ``GET /v1/policy``: the policy in force;
 - ``GET /healthz`` (alive), ``GET /readyz`` (model loaded and warmed up).
 
-In front of every ``/v1/`` request, a small ASGI guard answers 503 at once when
-too many requests are in flight (with ``Retry-After``), 413 when the body is
-over the limit, and 401 without valid credentials: a bearer token, an
-HMAC-SHA256 signature of the raw body, or (``/v1/coral`` only) Coral's
-``X-Coral-Signature``. Comment text is never logged at INFO level or above:
-the log line of a request carries its id, path, status, decision and latency.
+In front of every ``/v1/`` request, a small ASGI guard checks, in this order:
+credentials that need no body (a bearer token; none at all is 401 at once,
+before a byte of the body is read); the body, within its size limit (413) and
+a read deadline (408), with requests still unverified (signed ones) bounded
+apart from the model's slots; a signature over the body (an HMAC-SHA256 of the
+raw body, or on ``/v1/coral`` Coral's ``X-Coral-Signature``; 401); that the
+body is JSON it can read (UTF-8, not absurdly nested; 422); and only then
+takes an in-flight slot, or answers 503 at once (with ``Retry-After``). So a
+client without credentials can hold no slot and no body buffer, and a slow
+body cannot hold anything longer than the deadline. Every text field of every
+request is validated by :data:`classifier.schema.Text` (a string, valid
+Unicode): a lone surrogate is a 422, never a 500. Comment text is never logged
+at INFO level or above: the log line of a request carries its id, path,
+status, decision and latency.
 
 Concurrent requests are micro-batched (:class:`MicroBatcher`): the first
 waiting request starts a batch, requests already in the server join it for at
@@ -38,6 +46,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 import uuid
 from collections import OrderedDict
@@ -51,11 +60,12 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from classifier import __version__
 from classifier.policy import Decision, Policy
 from classifier.runtime import ONNX_MISSING, load_predictor, onnx_available, resolve_backend
+from classifier.schema import Id, Text
 from classifier.targets import CommentItem, comment_item, stance_target, trim_words
 
 if TYPE_CHECKING:
@@ -125,6 +135,10 @@ class ServiceSettings:
     batch_tokens: int | None = 512
     backend: str = "auto"
     cache_size: int = 10_000
+    cache_bytes: int = 16 * 2**20
+    body_timeout_s: float = 5.0
+    max_unverified: int = 256
+    docs: bool | None = None
     model_version: str | None = None
 
     SECRETS = ("token", "hmac_secret", "coral_secret")
@@ -145,12 +159,15 @@ class ServiceSettings:
             "max_batch_body_bytes",
             "max_comment_chars",
             "max_batch",
+            "max_unverified",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ServiceConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.batch_wait_ms < 0 or self.request_timeout_s <= 0:
-            raise ServiceConfigError("batch_wait_ms must be >= 0 and request_timeout_s > 0")
+        if self.batch_wait_ms < 0 or self.request_timeout_s <= 0 or self.body_timeout_s <= 0:
+            raise ServiceConfigError(
+                "batch_wait_ms must be >= 0, request_timeout_s and body_timeout_s > 0"
+            )
         if self.batch_tokens is not None and self.batch_tokens < 1:
             raise ServiceConfigError(f"batch_tokens must be positive, got {self.batch_tokens}")
         if self.threads is not None and self.threads < 1:
@@ -163,8 +180,16 @@ class ServiceSettings:
             raise ServiceConfigError(
                 f"backend {self.backend!r}: {ONNX_MISSING}; or use --backend torch"
             )
-        if self.cache_size < 0:
-            raise ServiceConfigError(f"cache_size must be >= 0, got {self.cache_size}")
+        if self.cache_size < 0 or self.cache_bytes < 0:
+            raise ServiceConfigError(
+                f"cache_size and cache_bytes must be >= 0, got {self.cache_size}, {self.cache_bytes}"
+            )
+
+    @property
+    def docs_enabled(self) -> bool:
+        """Whether ``/docs``, ``/redoc`` and ``/openapi.json`` are served: ``docs`` if set,
+        else only without authentication (local use): they are open to anyone."""
+        return self.no_auth if self.docs is None else self.docs
 
     def to_env(self) -> dict[str, str]:
         """Environment variables from which :meth:`from_env` rebuilds these settings."""
@@ -204,30 +229,31 @@ class ServiceSettings:
 
 
 class _In(BaseModel):
-    # Comment systems send ids as numbers (WordPress) or strings (Coral): accept both.
-    model_config = ConfigDict(coerce_numbers_to_str=True)
+    """Request models: every text field is :data:`~classifier.schema.Text` (a string of
+    valid Unicode, never a number turned into one); ids are :data:`~classifier.schema.Id`
+    (comment systems send them as numbers, WordPress, or strings, Coral)."""
 
 
 class ArticleIn(_In):
     """The article a comment is posted under. Give ``title`` and ``text``; ``id``/``url``
     alone refer to an article whose text an earlier request carried (if still cached)."""
 
-    id: str | None = None
-    title: str | None = None
-    text: str | None = Field(default=None, description="Article body; its first paragraph is used.")
-    url: str | None = None
+    id: Id | None = None
+    title: Text | None = None
+    text: Text | None = Field(
+        default=None, description="Article body; its first paragraph is used."
+    )
+    url: Text | None = None
 
 
 class CommentIn(_In):
     """One comment and its context."""
 
-    text: str = Field(min_length=1, description="The comment's text.")
-    comment_id: str | None = None
-    author: str | None = Field(default=None, description="Author name or id (never logged).")
-    parent_id: str | None = Field(
-        default=None, description="Id of the comment this one replies to."
-    )
-    parent_text: str | None = Field(
+    text: Text = Field(min_length=1, description="The comment's text.")
+    comment_id: Id | None = None
+    author: Text | None = Field(default=None, description="Author name or id (never logged).")
+    parent_id: Id | None = Field(default=None, description="Id of the comment this one replies to.")
+    parent_text: Text | None = Field(
         default=None,
         description="Text of the comment this one replies to (stance is taken toward it).",
     )
@@ -281,24 +307,24 @@ class ScoreResponse(BaseModel):
 
 
 class CoralComment(_In):
-    body: str
-    parentID: str | None = None
-    id: str | None = None
+    body: Text
+    parentID: Id | None = None
+    id: Id | None = None
 
 
 class CoralAuthor(_In):
-    id: str | None = None
-    role: str | None = None
-    username: str | None = None
+    id: Id | None = None
+    role: Text | None = None
+    username: Text | None = None
 
 
 class CoralStory(_In):
-    id: str | None = None
-    url: str | None = None
+    id: Id | None = None
+    url: Text | None = None
 
 
 class CoralSite(_In):
-    id: str | None = None
+    id: Id | None = None
 
 
 class CoralRequest(_In):
@@ -309,8 +335,8 @@ class CoralRequest(_In):
     author: CoralAuthor | None = None
     story: CoralStory | None = None
     site: CoralSite | None = None
-    tenantID: str | None = None
-    tenantDomain: str | None = None
+    tenantID: Id | None = None
+    tenantDomain: Text | None = None
 
 
 class CoralAction(BaseModel):
@@ -331,19 +357,19 @@ class WordPressRequest(_In):
     """The fields of a WordPress ``pre_comment_approved`` filter's ``$commentdata``,
     plus the post and parent text the plugin adds."""
 
-    comment_content: str = Field(min_length=1)
-    comment_author: str | None = None
-    comment_author_email: str | None = None
-    comment_author_url: str | None = None
-    comment_author_IP: str | None = None
-    comment_type: str | None = None
-    comment_parent: str | None = Field(default=None, description="Parent comment id; 0 for none.")
-    comment_post_ID: str | None = None
-    user_id: str | None = None
-    post_title: str | None = None
-    post_content: str | None = None
-    post_url: str | None = None
-    parent_content: str | None = Field(
+    comment_content: Text = Field(min_length=1)
+    comment_author: Text | None = None
+    comment_author_email: Text | None = None
+    comment_author_url: Text | None = None
+    comment_author_IP: Text | None = None
+    comment_type: Text | None = None
+    comment_parent: Id | None = Field(default=None, description="Parent comment id; 0 for none.")
+    comment_post_ID: Id | None = None
+    user_id: Id | None = None
+    post_title: Text | None = None
+    post_content: Text | None = None
+    post_url: Text | None = None
+    parent_content: Text | None = Field(
         default=None, description="Text of the parent comment, if any."
     )
 
@@ -469,26 +495,48 @@ class MicroBatcher:
 # --------------------------------------------------------------------------- helpers
 
 
-class _LRU:
-    """A small bounded mapping, least recently used out first."""
+def _footprint(key: str, value: Any) -> int:
+    """Bytes an entry holds: its key and its strings (a value is a string or a tuple of them)."""
+    parts = value if isinstance(value, tuple) else (value,)
+    return sys.getsizeof(key) + sum(sys.getsizeof(p) for p in parts if p is not None)
 
-    def __init__(self, size: int) -> None:
+
+class _LRU:
+    """A bounded mapping, least recently used out first: at most ``size`` entries and
+    ``max_bytes`` bytes of keys and strings (an entry bigger than that is not kept)."""
+
+    def __init__(self, size: int, max_bytes: int) -> None:
         self.size = size
-        self._data: OrderedDict[str, Any] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._data: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._data)
 
     def get(self, key: str | None) -> Any:
         if key is None or key not in self._data:
             return None
         self._data.move_to_end(key)
-        return self._data[key]
+        return self._data[key][0]
 
     def put(self, key: str | None, value: Any) -> None:
         if key is None or self.size <= 0:
             return
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.size:
-            self._data.popitem(last=False)
+        self._drop(key)
+        cost = _footprint(key, value)
+        if cost > self.max_bytes:
+            return
+        self._data[key] = (value, cost)
+        self.bytes += cost
+        while len(self._data) > self.size or self.bytes > self.max_bytes:
+            _, (_, dropped) = self._data.popitem(last=False)
+            self.bytes -= dropped
+
+    def _drop(self, key: str) -> None:
+        old = self._data.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
 
 
 _TAG = re.compile(r"<(?:[a-zA-Z/!][^>]*)>")
@@ -558,11 +606,17 @@ class ServiceState:
         self.warmed_up = False
         self.error: str | None = None
         self.in_flight = 0
+        self.unverified = 0  # signed requests whose body is being read, not yet verified
         self.executor: ThreadPoolExecutor | None = None
         self.batcher: MicroBatcher | None = None
-        self.comments = _LRU(settings.cache_size)
-        self.articles = _LRU(max(1, settings.cache_size // 10) if settings.cache_size else 0)
-        self.tokens = [settings.token] if settings.token else []
+        # Bounded in entries and in bytes: articles get a tenth of the entries and a
+        # quarter of the bytes of comments (their titles and leads are longer).
+        self.comments = _LRU(settings.cache_size, settings.cache_bytes)
+        self.articles = _LRU(
+            max(1, settings.cache_size // 10) if settings.cache_size else 0,
+            settings.cache_bytes // 4,
+        )
+        self.tokens = _secrets(settings.token)  # comma-separated: old,new during a rotation
         self.hmac_secrets = _secrets(settings.hmac_secret)
         self.coral_secrets = _secrets(settings.coral_secret)
 
@@ -732,8 +786,61 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
+#: Deepest nesting of objects and lists accepted in a request body (ours nest 4 deep).
+MAX_REQUEST_DEPTH = 32
+#: What :meth:`_Guard._header_auth` answers when only the body can tell (a signature).
+_NEEDS_BODY = "needs-body"
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    """Whether parsed JSON nests more than ``limit`` levels (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+    return False
+
+
+def body_problem(body: bytes) -> tuple[str, str] | None:
+    """``(message, type)`` if ``body`` is not JSON the service can read, else ``None``.
+
+    Checked before FastAPI parses the body, so that bytes that are not UTF-8 and
+    JSON nested past the parser's recursion limit are a 422 like any other
+    malformed JSON (FastAPI answers those with a 400).
+    """
+    if not body:
+        return None  # FastAPI reports the missing fields
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8: byte {body[exc.start]:#04x} at offset {exc.start}", "utf8_invalid"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "json_invalid"
+    except RecursionError:
+        return "malformed JSON: nested too deeply", "json_too_deep"
+    except ValueError as exc:  # e.g. an integer over Python's digit limit
+        return f"malformed JSON: {exc}", "json_invalid"
+    if _nests_deeper(value, MAX_REQUEST_DEPTH):
+        return f"JSON nests deeper than {MAX_REQUEST_DEPTH} levels", "json_too_deep"
+    return None
+
+
 class _Guard:
-    """ASGI middleware for ``/v1/``: in-flight limit, body limit, authentication, logging."""
+    """ASGI middleware for ``/v1/``: credentials, body limits and deadline, in-flight limit, logging.
+
+    The order is the point: nothing is held for a client before it has shown
+    credentials (a bearer token is checked from the headers; a signed request's
+    body is read within the size limit and the deadline, in a pool of its own
+    bounded by ``max_unverified``), and an in-flight slot is taken only once
+    the request is authenticated and its body complete and readable.
+    """
 
     def __init__(self, app: Any, state: ServiceState) -> None:
         self.app = app
@@ -769,6 +876,51 @@ class _Guard:
             logger.debug("%s %s %s %d", request_id, scope["method"], path, status[0])
             return
 
+        close = [(b"connection", b"close")]  # the body may be unread: end the connection
+        # 1. Credentials from the headers, before any byte of the body is read.
+        verdict = self._header_auth(path, headers)
+        if verdict != _NEEDS_BODY and verdict is not None:
+            await self._unauthorized(send_with_id, request_id, scope, verdict)
+            self._log(request_id, scope, status[0], started, "unauthorized")
+            return
+        # 2. The body, within its limit and deadline; unverified requests in their own pool.
+        unverified = verdict == _NEEDS_BODY
+        if unverified:
+            if st.unverified >= st.settings.max_unverified:
+                await _reply(
+                    send_with_id,
+                    503,
+                    f"overloaded: {st.unverified} signed requests being read (limit "
+                    f"{st.settings.max_unverified}); retry after 1 s",
+                    [(b"retry-after", b"1"), *close],
+                )
+                self._log(request_id, scope, status[0], started, "overloaded")
+                return
+            st.unverified += 1
+        try:
+            body = await self._read_body(scope, receive, headers, send_with_id)
+        finally:
+            if unverified:
+                st.unverified -= 1
+        if body is None:
+            self._log(request_id, scope, status[0], started, "body refused")
+            return
+        # 3. A signature over the body.
+        if unverified and (problem := self._signature_problem(path, headers, body)):
+            await self._unauthorized(send_with_id, request_id, scope, problem)
+            self._log(request_id, scope, status[0], started, "unauthorized")
+            return
+        # 4. JSON the app can read (UTF-8, bounded nesting): 422 like any malformed JSON.
+        if (bad := body_problem(body)) is not None:
+            message, kind = bad
+            payload = {
+                "detail": f"body: {message}",
+                "errors": [{"field": "body", "message": message, "type": kind}],
+            }
+            await _reply_json(send_with_id, 422, payload)
+            self._log(request_id, scope, status[0], started, "invalid")
+            return
+        # 5. Only now an in-flight slot.
         if st.in_flight >= st.settings.max_in_flight:
             await _reply(
                 send_with_id,
@@ -781,20 +933,6 @@ class _Guard:
             return
         st.in_flight += 1
         try:
-            body = await self._read_body(scope, receive, headers, send_with_id)
-            if body is None:
-                self._log(request_id, scope, status[0], started, "too large")
-                return
-            problem = self._auth_problem(path, headers, body)
-            if problem:
-                await _reply(
-                    send_with_id,
-                    401,
-                    problem,
-                    [(b"www-authenticate", b'Bearer realm="threadguard"')],
-                )
-                logger.warning("%s %s %s 401: %s", request_id, scope["method"], path, problem)
-                return
             sent = False
 
             async def replay() -> dict[str, Any]:
@@ -809,37 +947,66 @@ class _Guard:
         finally:
             st.in_flight -= 1
 
+    async def _unauthorized(
+        self, send: Send, request_id: str, scope: dict[str, Any], problem: str
+    ) -> None:
+        await _reply(
+            send,
+            401,
+            problem,
+            [(b"www-authenticate", b'Bearer realm="threadguard"'), (b"connection", b"close")],
+        )
+        logger.warning("%s %s %s 401: %s", request_id, scope["method"], scope["path"], problem)
+
     async def _read_body(
         self, scope: dict[str, Any], receive: Receive, headers: dict[str, str], send: Send
     ) -> bytes | None:
+        """The whole body, or ``None`` once answered: 413 over the limit (declared or
+        sent), 408 past the deadline; ``None`` without an answer if the client left."""
+        settings = self.state.settings
         limit = (
-            self.state.settings.max_batch_body_bytes
+            settings.max_batch_body_bytes
             if scope["path"] == "/v1/score"
-            else self.state.settings.max_body_bytes
+            else settings.max_body_bytes
         )
         message = f"request body is over the limit of {limit} bytes"
+        close = [(b"connection", b"close")]
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            await _reply(send, 413, message, [(b"connection", b"close")])
+            await _reply(send, 413, message, close)
             return None
         chunks: list[bytes] = []
-        size = 0
-        while True:
-            event = await receive()
-            if event["type"] != "http.request":
-                break
-            chunk = event.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await _reply(send, 413, message, [(b"connection", b"close")])
-                return None
-            chunks.append(chunk)
-            if not event.get("more_body", False):
-                break
-        return b"".join(chunks)
 
-    def _auth_problem(self, path: str, headers: dict[str, str], body: bytes) -> str | None:
-        """``None`` when the request may go on, else what is wrong with its credentials."""
+        async def read() -> bool:
+            size = 0
+            while True:
+                event = await receive()
+                if event["type"] == "http.disconnect":
+                    return False
+                if event["type"] != "http.request":
+                    return True
+                chunk = event.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _TooLarge
+                chunks.append(chunk)
+                if not event.get("more_body", False):
+                    return True
+
+        timeout = settings.body_timeout_s
+        try:
+            complete = await asyncio.wait_for(read(), timeout)
+        except _TooLarge:
+            await _reply(send, 413, message, close)
+            return None
+        except TimeoutError:
+            await _reply(send, 408, f"the request body did not arrive within {timeout:g} s", close)
+            return None
+        return b"".join(chunks) if complete else None
+
+    def _header_auth(self, path: str, headers: dict[str, str]) -> str | None:
+        """``None`` if the headers authenticate the request, :data:`_NEEDS_BODY` if only a
+        signature over the body can, else what is wrong with the credentials."""
         st = self.state
         if st.settings.no_auth:
             return None
@@ -860,8 +1027,16 @@ class _Guard:
                 ok |= hmac.compare_digest(expected.encode("utf-8"), given)
             if ok:
                 return None
-        if verify_signature(sig, body, st.hmac_secrets):
+        if (sig and st.hmac_secrets) or (coral_sig and st.coral_secrets):
+            return _NEEDS_BODY
+        return "invalid credentials: the token or signature does not match"
+
+    def _signature_problem(self, path: str, headers: dict[str, str], body: bytes) -> str | None:
+        """``None`` if a signature header signs ``body``, else what is wrong."""
+        st = self.state
+        if verify_signature(headers.get(SIGNATURE_HEADER), body, st.hmac_secrets):
             return None
+        coral_sig = headers.get(CORAL_SIGNATURE_HEADER) if path == "/v1/coral" else None
         if coral_sig and verify_signature(coral_sig, body, st.coral_secrets):
             return None
         return "invalid credentials: the token or signature does not match"
@@ -886,10 +1061,23 @@ class _Guard:
         )
 
 
+class _TooLarge(Exception):
+    """The body grew past its limit while being read."""
+
+
 async def _reply(
     send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    body = json.dumps({"detail": detail}).encode()
+    await _reply_json(send, status, {"detail": detail}, headers)
+
+
+async def _reply_json(
+    send: Send,
+    status: int,
+    payload: dict[str, Any],
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    body = json.dumps(payload).encode()
     await send(
         {
             "type": "http.response.start",
@@ -956,6 +1144,11 @@ def create_app(
             "sha256=<HMAC-SHA256 of the raw body>' with every /v1/ request."
         ),
         lifespan=lifespan,
+        # The schema and the interactive docs are open to anyone: off unless asked for
+        # (on by default only with --no-auth, i.e. local use).
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
     )
     app.state.threadguard = state
     app.add_middleware(_Guard, state=state)

@@ -253,15 +253,9 @@ def test_score_endpoint_answers_scores_only(client: ThreadguardClient) -> None:
 
 def test_openapi_health_and_policy(client: ThreadguardClient, service: Any) -> None:
     url = service[0]
-    schema = httpx.get(url + "/openapi.json").json()
-    assert {
-        "/v1/moderate",
-        "/v1/score",
-        "/v1/coral",
-        "/v1/wordpress",
-        "/healthz",
-        "/readyz",
-    } <= set(schema["paths"])
+    # the schema and docs are open to anyone, so off unless asked for (tests/test_hostile_hook.py)
+    for docs in ("/openapi.json", "/docs", "/redoc"):
+        assert httpx.get(url + docs).status_code == 404
     assert httpx.get(url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(url + "/readyz")
     assert ready.status_code == 200 and ready.json()["ready"] is True

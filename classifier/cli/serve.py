@@ -135,6 +135,24 @@ def serve(
             help="Recent comments kept in memory to resolve parent_id (a tenth as many articles); 0: none.",
         ),
     ] = 10_000,
+    cache_bytes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Most bytes the comment cache holds (the article cache: a quarter of it).",
+        ),
+    ] = 16 * 2**20,
+    body_timeout: Annotated[
+        float,
+        typer.Option(min=0.001, help="Seconds a client has to send its whole body (408 after)."),
+    ] = 5.0,
+    docs: Annotated[
+        bool | None,
+        typer.Option(
+            "--docs/--no-docs",
+            help="Serve /docs, /redoc and /openapi.json, open to anyone (default: only with --no-auth).",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve moderation decisions over HTTP (see docs/moderation.md).
@@ -177,6 +195,9 @@ def serve(
         batch_tokens=batch_tokens,
         backend=backend.value,
         cache_size=cache_size,
+        cache_bytes=cache_bytes,
+        body_timeout_s=body_timeout,
+        docs=docs,
     )
     log_config = _log_config(level)
     logging.config.dictConfig(log_config)
