@@ -902,8 +902,9 @@ class _Guard:
         finally:
             if unverified:
                 st.unverified -= 1
-        if body is None:
-            self._log(request_id, scope, status[0], started, "body refused")
+        if body is None:  # answered 408/413, or the client left (logged as nginx's 499)
+            code = status[0] if status[0] != 500 else 499
+            self._log(request_id, scope, code, started, "body refused" if code != 499 else "left")
             return
         # 3. A signature over the body.
         if unverified and (problem := self._signature_problem(path, headers, body)):

@@ -393,3 +393,42 @@ def test_a_bounded_hostile_load_gets_only_expected_answers() -> None:
     assert {401, 408, 413, 422} <= set(statuses), statuses
     assert set(honest) <= {200, 503} and honest[200] > 20, honest
     assert all(s < 0.5 for s in slow_503), max(slow_503)
+
+
+def test_unverified_bodies_have_a_bounded_pool_of_their_own() -> None:
+    app = create_app(
+        settings(max_unverified=2, body_timeout_s=2.0), predictor=FakePredictor(),
+        policy=STRICT_POLICY,
+    )  # fmt: skip
+    with running(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        forged = {"x-threadguard-signature": "sha256=" + "0" * 64}
+        held = [slow_client(port, "/v1/moderate", forged) for _ in range(2)]
+        time.sleep(0.3)
+        started = time.perf_counter()
+        extra = slow_client(port, "/v1/moderate", forged)
+        assert status_of(extra) == 503 and time.perf_counter() - started < 0.5
+        with httpx.Client(timeout=10) as client:  # bearer clients never wait on that pool
+            assert post(client, url, "/v1/moderate", '{"text": "hi"}').status_code == 200
+        assert [status_of(s) for s in held] == [408, 408]
+        for s in [*held, extra]:
+            s.close()
+
+
+def test_hostile_requests_log_no_comment_text_or_author(
+    hook: tuple[str, FastAPI], caplog: pytest.LogCaptureFixture
+) -> None:
+    url = hook[0]
+    secret = {"text": "MARKER-TEXT", "author": "MARKER-AUTHOR", "parent_text": "\ud800"}
+    bodies = [
+        json.dumps(secret).encode("utf-8", "surrogatepass"),
+        json.dumps({**secret, "parent_text": ["MARKER-LIST"]}).encode(),
+        b'{"text": "MARKER-BYTES \xe9"}',
+        json.dumps({"text": "MARKER-LONG " * 3000}).encode(),
+    ]
+    with caplog.at_level("INFO"), httpx.Client(timeout=10) as client:
+        for body in bodies:
+            assert post(client, url, "/v1/moderate", body).status_code in (413, 422)
+            assert client.post(url + "/v1/moderate", content=body).status_code == 401
+    assert caplog.records, "the requests were logged"
+    assert "MARKER" not in caplog.text
