@@ -432,3 +432,26 @@ def test_hostile_requests_log_no_comment_text_or_author(
             assert client.post(url + "/v1/moderate", content=body).status_code == 401
     assert caplog.records, "the requests were logged"
     assert "MARKER" not in caplog.text
+
+
+def test_serve_passes_the_new_limits_to_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    import classifier.service as service
+    from classifier.cli import app as cli
+
+    seen: list[Any] = []
+    monkeypatch.setattr(service, "create_app", lambda s: seen.append(s) or FastAPI())
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    monkeypatch.setenv("THREADGUARD_TOKEN", "a,b")
+    args = ["serve", "--body-timeout", "2.5", "--cache-bytes", "1000", "--docs"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    (chosen,) = seen
+    assert (chosen.body_timeout_s, chosen.cache_bytes, chosen.docs, chosen.token) == (
+        2.5, 1000, True, "a,b",
+    )  # fmt: skip
+    seen.clear()
+    assert CliRunner().invoke(cli, ["serve"]).exit_code == 0
+    assert seen[0].docs is None and not seen[0].docs_enabled  # off with authentication
