@@ -141,7 +141,7 @@ def test_slow_bodies_without_credentials_hold_no_slot() -> None:
                 started = time.perf_counter()
                 answer = post(client, url, "/v1/moderate", '{"text": "still served"}')
                 assert answer.status_code == 200
-                assert time.perf_counter() - started < 0.5
+                assert time.perf_counter() - started < 1.0
         # without credentials: 401 at once, body unread; a forged signature: 408 at the deadline
         assert {status_of(s) for s in anonymous} == {401}
         started = time.perf_counter()
@@ -392,7 +392,7 @@ def test_a_bounded_hostile_load_gets_only_expected_answers() -> None:
     assert set(statuses) <= {401, 408, 413, 422, 503}, statuses
     assert {401, 408, 413, 422} <= set(statuses), statuses
     assert set(honest) <= {200, 503} and honest[200] > 20, honest
-    assert all(s < 0.5 for s in slow_503), max(slow_503)
+    assert all(s < 1.0 for s in slow_503), max(slow_503)
 
 
 def test_unverified_bodies_have_a_bounded_pool_of_their_own() -> None:
@@ -407,7 +407,7 @@ def test_unverified_bodies_have_a_bounded_pool_of_their_own() -> None:
         time.sleep(0.3)
         started = time.perf_counter()
         extra = slow_client(port, "/v1/moderate", forged)
-        assert status_of(extra) == 503 and time.perf_counter() - started < 0.5
+        assert status_of(extra) == 503 and time.perf_counter() - started < 1.0
         with httpx.Client(timeout=10) as client:  # bearer clients never wait on that pool
             assert post(client, url, "/v1/moderate", '{"text": "hi"}').status_code == 200
         assert [status_of(s) for s in held] == [408, 408]
