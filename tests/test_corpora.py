@@ -49,6 +49,7 @@ ANNOTATED: dict[str, set[str]] = {
     "youtube_spam": {"spam"},
     "toxic_spans": {"toxicity", "obscene", "threat", "insult", "identity_attack"},
     "hatexplain": {"toxicity", "identity_attack"},
+    "c3": {"toxicity", "insult"},
     "context_toxicity": {"toxicity"},
     "context_toxicity_gn": {"toxicity"},
     "ethos": {"toxicity", "identity_attack"},
@@ -69,6 +70,7 @@ FIXTURE_SIZES: dict[str, tuple[dict[str, int], int]] = {
     "youtube_spam": ({"train": 5, "dev": 2, "test": 2}, 1),
     "toxic_spans": ({"train": 1, "dev": 1, "test": 3}, 5),
     "hatexplain": ({"train": 3, "dev": 1, "test": 1}, 2),
+    "c3": ({"train": 2, "dev": 1, "test": 1}, 1),
     "context_toxicity": ({"train": 1, "dev": 1, "test": 1}, 1),
     "context_toxicity_gn": ({"train": 2}, 0),
     "ethos": ({"train": 4}, 1),
@@ -683,3 +685,16 @@ def test_real_jigsaw_family_loads(name: str) -> None:
     # not shipped in ../shared/data; runs only when someone provides a copy
     load = real(name)
     assert load.splits["train"] and load.splits["test"]
+
+
+def test_c3_labels_split_by_article() -> None:
+    load = fixture("c3")
+    rows = by_id(load)
+    # level 1 -> 0, level 2.6 -> 0.8 (C3's toxic cut, level 2, sits at 0.5), 3+ -> 1
+    assert labels(rows["source1_a_1"]) == {"toxicity": 0.0, "insult": 0.0}
+    assert labels(rows["source1_a_2"]) == pytest.approx({"toxicity": 0.8, "insult": 0.8})
+    assert labels(rows["source1_c_1"]) == pytest.approx({"toxicity": 1.0, "insult": 0.4})
+    # both comments of one article land in one split
+    assert {r["id"] for r in load.splits["train"]} == {"source1_a_1", "source1_a_2"}
+    assert rows["source1_a_1"]["group"] == rows["source1_a_2"]["group"]
+    assert load.n_skipped == 1  # the rating of 5

@@ -105,6 +105,8 @@ CORPORA: dict[str, CorpusSpec] = {
               "UCI YouTube Spam Collection: comments under five music videos"),
         _spec("toxic_spans", "toxicity", jigsaw.load_toxic_spans,
               "ToxicSpans: Civil Comments news comments, per-annotator typed toxic spans"),
+        _spec("c3", "toxicity", toxicity.load_c3,
+              "C3: Globe and Mail opinion-article comments, crowd toxicity ratings 1-4"),
         _spec("hatexplain", "toxicity", toxicity.load_hatexplain,
               "HateXplain: Gab and Twitter posts, hate / offensive / normal"),
         _spec("context_toxicity", "toxicity", toxicity.load_context_toxicity,

@@ -359,3 +359,65 @@ def load_bias_madlibs(folder: Path, out: Collector) -> None:
                 text=rec["Text"].strip(),
                 toxicity={"toxicity": toxic},
             )
+
+
+# --------------------------------------------------------------------------- C3
+
+
+#: C3's dev and test shares, drawn by article: no article straddles two splits. Test is
+#: larger than the usual 10 % because only about 9 % of C3 is toxic (level >= 2).
+C3_DEV, C3_TEST = 0.1, 0.2
+
+
+def c3_votes(raw: str) -> dict[str, float]:
+    """``"no_toxic:4\\npersonal_attack:1"`` (C3's characteristics cells) as a vote dict."""
+    votes: dict[str, float] = {}
+    for part in raw.split("\n"):
+        if part.strip():
+            name, sep, count = part.rpartition(":")
+            if not sep:
+                raise ValueError(f"bad characteristics entry {part!r}")
+            votes[name.strip()] = votes.get(name.strip(), 0.0) + parse_float(count, name)
+    return votes
+
+
+def c3_labels(
+    level: float, toxicity_votes: dict[str, float], judgements: float
+) -> dict[str, float]:
+    """Our toxicity labels for one C3 comment.
+
+    toxicity = the mean crowd rating as a soft target that puts C3's usual "toxic" cut
+    (level >= 2) at 0.5, as every other corpus has it: level 1 → 0, 2 → 0.5, 3 and 4 → 1
+    (only 0.6 % of C3 rates 3 or more); insult = the fraction of the comment's raters
+    who named a personal attack. C3's other types (abusive, inflammatory, teasing,
+    embarrassment) have no one-to-one label here and stay unknown.
+    """
+    if not 1.0 <= level <= 4.0:
+        raise ValueError(f"crowd_toxicity_level {level!r} is not in [1, 4]")
+    if judgements <= 0:
+        raise ValueError("no toxicity judgements")
+    attack = min(1.0, toxicity_votes.get("personal_attack", 0.0) / judgements)
+    return {"toxicity": min(1.0, (level - 1.0) / 2.0), "insult": attack}
+
+
+def load_c3(folder: Path, out: Collector) -> None:
+    """C3, the Constructive Comments Corpus: Globe and Mail comments with crowd toxicity
+    ratings. C3 has no official split: a seeded hash of ``article_id`` puts each article's
+    comments in train / dev / test (70/10/20), so the test articles are unseen."""
+    path = folder / "C3_anonymized.csv"
+    required = ("article_id", "comment_counter", "comment_text", "crowd_toxicity_level")
+    for n, rec in read_csv(path, out, required=required):
+        with out.row(path, n):
+            article = rec["article_id"].strip()
+            if not article:
+                raise ValueError("empty article_id")
+            level = parse_float(rec["crowd_toxicity_level"], "crowd_toxicity_level")
+            judgements = parse_float(rec.get("njudgements_toxicity_expt") or "0", "judgements")
+            votes = c3_votes(rec.get("toxicity_characteristics") or "")
+            out.add(
+                id=rec["comment_counter"].strip(),
+                split=hash_split(article, dev=C3_DEV, test=C3_TEST, salt="c3"),
+                group=article,
+                text=rec["comment_text"].strip(),
+                toxicity=c3_labels(level, votes, judgements),
+            )
