@@ -303,3 +303,34 @@ def test_a_stance_loss_weight_on_a_corpus_without_stance_is_refused(
     ):
         train(config)
     assert not (tmp_path / "m" / "heads.safetensors").exists()
+
+
+def test_a_comment_only_recipe_drops_targets_and_scores_dev_on_the_named_corpora(
+    tiny_encoder_dir: Path, tmp_path: Path
+) -> None:
+    corpora = ["context_toxicity", "c3", "olid"]
+    config = recipe(
+        tiny_encoder_dir,
+        tmp_path / "m",
+        corpora=corpora,
+        comment_only=True,
+        dev_score_corpora=["c3", "context_toxicity"],
+    )
+    context, c3, olid = trainer_module.load_corpora(config)
+    assert any(load_corpus("context_toxicity", FIXTURES)["train"]["target"])  # it has parents
+    for data in (context, c3, olid):
+        for split in (data.train, data.dev):
+            if split is not None:
+                assert set(split["target"]) <= {""} and set(split["context"]) <= {""}
+    model = ThreadguardModel.from_encoder(config.model)
+    scored = trainer_module.evaluate_dev(model, [context, c3, olid], 8, config.dev_score_corpora)
+    named = [
+        scored[f"dev/{c}/primary"]
+        for c in ("c3", "context_toxicity")
+        if f"dev/{c}/primary" in scored
+    ]
+    assert named and scored["dev/score"] == pytest.approx(float(np.mean(named)))
+    with pytest.raises(ValueError, match=r"dev_score_corpora names \['arc'\], not among"):
+        recipe(tiny_encoder_dir, tmp_path, corpora=corpora, dev_score_corpora=["arc"])
+    with pytest.raises(ValueError, match="comment_only must be true or false, got 'yes'"):
+        recipe(tiny_encoder_dir, tmp_path, corpora=corpora, comment_only="yes")

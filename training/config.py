@@ -123,6 +123,11 @@ class TrainConfig:
     # an exponential moving average of the weights, updated every step: dev evaluation,
     # checkpoint choice and the saved model use the average (None: the raw weights)
     ema_decay: float | None = None
+    # train on the comment alone: every row's target and context are dropped (a model
+    # that scores the comment by itself, as the toxicity model of a two-pass model does)
+    comment_only: bool = False
+    # the corpora whose primary dev metrics make ``dev/score`` (empty: every corpus)
+    dev_score_corpora: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         def positive(name: str, integer: bool = True) -> None:
@@ -160,6 +165,16 @@ class TrainConfig:
         names = [c.name for c in self.corpora]
         if len(set(names)) != len(names):
             raise ValueError(f"corpora: a corpus is listed twice in {names}")
+        if not isinstance(self.comment_only, bool):
+            raise ValueError(f"comment_only must be true or false, got {self.comment_only!r}")
+        if isinstance(self.dev_score_corpora, str):
+            raise ValueError(
+                f"dev_score_corpora must be a list of corpus names, got {self.dev_score_corpora!r}"
+            )
+        object.__setattr__(self, "dev_score_corpora", tuple(self.dev_score_corpora))
+        stray = [c for c in self.dev_score_corpora if c not in names]
+        if stray:
+            raise ValueError(f"dev_score_corpora names {stray}, not among the recipe's {names}")
         if not isinstance(self.reply_offsets, bool):
             raise ValueError(f"reply_offsets must be true or false, got {self.reply_offsets!r}")
         if isinstance(self.stance_offsets, str):

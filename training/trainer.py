@@ -99,6 +99,8 @@ def _train_rows(
         train = train.shuffle(seed=config.seed).select(range(entry.max_examples))
     if train is not None and entry.assume:
         train = train.map(_assume, fn_kwargs={"values": dict(entry.assume)})
+    if train is not None and config.comment_only:
+        train = train.map(_comment_alone)
     return train
 
 
@@ -108,7 +110,14 @@ def _dev_rows(
     cap = entry.eval_max_examples or config.eval_max_examples
     if dev is not None and cap and len(dev) > cap:
         dev = dev.shuffle(seed=config.seed).select(range(cap))
+    if dev is not None and config.comment_only:
+        dev = dev.map(_comment_alone)
     return dev
+
+
+def _comment_alone(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` without its target and context (a ``comment_only`` recipe)."""
+    return {"target": "", "context": ""}
 
 
 def _assume(row: dict[str, Any], values: Mapping[str, float]) -> dict[str, Any]:
@@ -314,9 +323,13 @@ def predict_dataset(
 
 
 def evaluate_dev(
-    model: ThreadguardModel, corpora: Sequence[CorpusData], batch_size: int
+    model: ThreadguardModel,
+    corpora: Sequence[CorpusData],
+    batch_size: int,
+    score_corpora: Sequence[str] = (),
 ) -> dict[str, float]:
-    """Dev metrics per corpus and ``dev/score``, their mean primary metric."""
+    """Dev metrics per corpus and ``dev/score``, the mean primary metric of
+    ``score_corpora`` (default: of every corpus)."""
     metrics: dict[str, float] = {}
     primaries = []
     for data in corpora:
@@ -329,7 +342,7 @@ def evaluate_dev(
         )
         for key, value in found.items():
             metrics[f"dev/{data.name}/{key}"] = value
-        if "primary" in found:
+        if "primary" in found and (not score_corpora or data.name in score_corpora):
             primaries.append(found["primary"])
     if primaries:
         metrics["dev/score"] = float(np.mean(primaries))
@@ -508,7 +521,10 @@ def train(
         (work / LOG_FILE).unlink(missing_ok=True)
         if config.eval_at_start:
             # the untrained model's dev figures: the baseline later evaluations are read against
-            record = {"step": 0, **evaluate_dev(model, corpora, config.eval_batch_size)}
+            record = {
+                "step": 0,
+                **evaluate_dev(model, corpora, config.eval_batch_size, config.dev_score_corpora),
+            }
             history.append(record)
             with (work / LOG_FILE).open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
@@ -560,7 +576,9 @@ def train(
             progress.set_postfix(loss=f"{parts['loss']:.3f}", ex_s=f"{rate:.0f}")
 
             if step % config.eval_every == 0 or step == total_steps:
-                metrics = evaluate_dev(scored, corpora, config.eval_batch_size)
+                metrics = evaluate_dev(
+                    scored, corpora, config.eval_batch_size, config.dev_score_corpora
+                )
                 record = {"step": step, "loss": parts["loss"], "examples_per_s": rate, **metrics}
                 history.append(record)
                 log.write(json.dumps(record) + "\n")
