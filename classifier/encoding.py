@@ -286,6 +286,27 @@ class InputEncoder:
             )
         return out
 
+    def windows(self, texts: Sequence[str], overlap: int = 16) -> list[tuple[int, EncodedInput]]:
+        """Each comment alone, whole, as windows of at most ``max_length`` tokens.
+
+        Returns ``(index into texts, window)`` pairs, every text at least one window
+        (an empty text gives one with no comment tokens). Consecutive windows of a
+        long comment share ``overlap`` tokens, so no phrase is only ever seen cut in
+        two; a comment that fits is one window, the same input :meth:`encode` gives
+        it with no target.
+        """
+        room = self.max_length - self._n_single
+        if not 0 <= overlap < room:
+            raise ValueError(f"overlap must be in [0, {room}), got {overlap}")
+        step = room - overlap
+        out: list[tuple[int, EncodedInput]] = []
+        for index, ids in enumerate(self._tokenize(list(texts))):
+            starts = range(0, max(len(ids) - overlap, 1), step)
+            for start in starts:
+                built = self._build(self._single, [ids[start : start + room]], comment_seq=0)
+                out.append((index, EncodedInput(*built)))
+        return out
+
     def collate(self, encoded: Sequence[EncodedInput], return_tensors: str = "pt") -> Any:
         """Pad encoded examples into one batch.
 

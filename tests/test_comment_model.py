@@ -1,0 +1,107 @@
+"""The two-pass model: stance from (target, comment) pairs, toxicity from the comment
+model reading each comment alone and whole (windows, max over windows), calibrated."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from classifier.modeling import ModelConfig, ThreadguardModel
+from classifier.runtime import COMMENT_DIR, CONFIG_FILE, load_predictor
+from tests.test_backends import needs_onnx
+
+LONG = " ".join(["the council met on tuesday to discuss the bus budget"] * 30) + " you idiot"
+
+
+@pytest.fixture
+def two_pass(tiny_config: ModelConfig, tmp_path: Path) -> Path:
+    """A saved model folder with a comment model (other random weights) beside it."""
+    torch.manual_seed(0)
+    outer = tmp_path / "model"
+    ThreadguardModel.from_encoder(tiny_config).save_pretrained(outer)
+    torch.manual_seed(1)
+    ThreadguardModel.from_encoder(tiny_config).save_pretrained(outer / COMMENT_DIR)
+    return outer
+
+
+def test_windows_cover_a_long_comment_whole(tiny_model: ThreadguardModel) -> None:
+    encoder = tiny_model.input_encoder
+    ids = encoder._tokenize([LONG])[0]
+    windows = encoder.windows([LONG, "short one", ""], overlap=8)
+    owners = [i for i, _ in windows]
+    assert owners.count(1) == 1 and owners.count(2) == 1  # short and empty: one window each
+    long_windows = [w for i, w in windows if i == 0]
+    assert len(long_windows) > 1
+    assert all(len(w) <= encoder.max_length for w in long_windows)
+    # every token of the long comment is in some window: the last ones too
+    seen = [t for w in long_windows for t, m in zip(w.input_ids, w.comment_mask, strict=True) if m]
+    assert seen[-len(ids[-5:]) :] == ids[-5:]
+    assert len(seen) >= len(ids)
+    # a comment that fits is one window, the input encode() gives it without a target
+    (one,) = encoder.encode([""], None, ["short one"])
+    assert windows[-2][1].input_ids == one.input_ids
+    with pytest.raises(ValueError, match="overlap"):
+        encoder.windows(["x"], overlap=encoder.max_length)
+
+
+def test_toxicity_comes_from_the_comment_model_and_stance_from_the_outer(two_pass: Path) -> None:
+    items = [{"text": "you idiot", "target": "Bus budget passes"}, {"text": LONG, "target": ""}]
+    both = load_predictor(two_pass, backend="torch")
+    outer = load_predictor(two_pass, backend="torch", comment_model=False)
+    alone = load_predictor(two_pass / COMMENT_DIR, backend="torch")
+    stance, tox = both.predict_arrays(items)
+    np.testing.assert_allclose(stance, outer.predict_arrays(items)[0], atol=1e-6)
+    # toxicity ignores the target: the comment model on the text alone, max over windows
+    expected = alone.toxicity_of_texts([i["text"] for i in items])
+    np.testing.assert_allclose(tox, expected, atol=1e-6)
+    assert not np.allclose(tox, outer.predict_arrays(items)[1], atol=1e-3)
+    windows = alone.input_encoder.windows([LONG])
+    per_window = np.stack([alone._run_batch([w])[1][0] for _, w in windows])
+    np.testing.assert_allclose(tox[1], per_window.max(axis=0), atol=1e-5)
+    assert both.model_version.startswith(outer.model_version + "+")
+
+
+def test_calibration_is_saved_with_the_comment_model_and_applied(two_pass: Path) -> None:
+    path = two_pass / COMMENT_DIR / CONFIG_FILE
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta["calibration"] = {"method": "platt", "labels": {"toxicity": [2.0, -1.0]}}
+    path.write_text(json.dumps(meta), encoding="utf-8")
+    items = [{"text": "you idiot"}, {"text": "a calm remark about buses"}]
+    calibrated = load_predictor(two_pass, backend="torch")
+    raw = load_predictor(two_pass / COMMENT_DIR, backend="torch").toxicity_of_texts(
+        [i["text"] for i in items]
+    )
+    _, tox = calibrated.predict_arrays(items)
+    j = calibrated.toxicity_labels.index("toxicity")
+    logit = np.log(raw[:, j] / (1 - raw[:, j]))
+    np.testing.assert_allclose(tox[:, j], 1 / (1 + np.exp(-(2.0 * logit - 1.0))), atol=1e-5)
+    others = [k for k in range(tox.shape[1]) if k != j]
+    np.testing.assert_allclose(tox[:, others], raw[:, others], atol=1e-6)
+
+
+@needs_onnx
+def test_onnx_two_pass_matches_torch(two_pass: Path, tmp_path: Path) -> None:
+    items = [{"text": "you idiot", "target": "Bus budget"}, {"text": LONG}]
+    torch_tox = load_predictor(two_pass, backend="torch").predict_arrays(items)[1]
+    onnx = load_predictor(two_pass, backend="onnx", cache_dir=tmp_path / "cache")
+    assert onnx.comment_model is not None and onnx.comment_model.backend == "onnx"
+    np.testing.assert_allclose(onnx.predict_arrays(items)[1], torch_tox, atol=1e-4)
+
+
+def test_a_folder_without_a_comment_model_scores_as_before(two_pass: Path, tmp_path: Path) -> None:
+    single = tmp_path / "single"
+    shutil.copytree(two_pass, single)
+    shutil.rmtree(single / COMMENT_DIR)
+    predictor = load_predictor(single, backend="torch")
+    assert predictor.comment_model is None
+    items = [{"text": "you idiot", "target": "Bus budget"}]
+    np.testing.assert_allclose(
+        predictor.predict_arrays(items)[1],
+        load_predictor(two_pass, backend="torch", comment_model=False).predict_arrays(items)[1],
+        atol=1e-6,
+    )
