@@ -112,3 +112,42 @@ def fit_offsets(
             f"({r['dev_rows']} rows)",
             err=True,
         )
+
+
+@app.command("calibrate")
+def calibrate(
+    model: Annotated[
+        Path, typer.Argument(help="A saved model folder with a comment model (changed in place).")
+    ],
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataset",
+            help="Corpus whose dev split to fit on (repeatable; default: c3, toxic_spans, "
+            "context_toxicity).",
+        ),
+    ] = None,
+    data_root: Annotated[
+        str | None, typer.Option("--data-root", help="Corpora folder (default: ../shared/data).")
+    ] = None,
+) -> None:
+    """Fit each toxicity label's Platt scaling on news-comment dev splits and save it in
+    the comment model (needs the `train` extra), so that 0.5 means more likely toxic
+    than not."""
+    try:
+        from training.calibrate import NEWS_DEV, fit_calibration
+    except ImportError as exc:
+        raise typer.BadParameter(
+            f"calibrating needs the train extra ({exc.name} is missing): pip install 'threadguard[train]'"
+        ) from None
+    try:
+        saved = fit_calibration(model, tuple(dataset or NEWS_DEV), data_root=data_root)
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    for label, found in saved["dev"].items():
+        typer.echo(
+            f"{label}: dev n={found['n']} positives={found['positives']} "
+            f"ECE {found['ece_before']:.3f} -> {found['ece_after']:.3f}"
+        )
+    if saved["skipped"]:
+        typer.echo(f"left uncalibrated (too few dev positives): {', '.join(saved['skipped'])}")
