@@ -15,6 +15,7 @@ from classifier.modeling import ThreadguardModel
 from training import trainer as trainer_module
 from training.config import TrainConfig, load_config
 from training.corpora import CORPORA, load_corpus
+from training.data import make_example, to_dataset
 from training.trainer import train
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
@@ -322,14 +323,23 @@ def test_a_comment_only_recipe_drops_targets_and_scores_dev_on_the_named_corpora
         for split in (data.train, data.dev):
             if split is not None:
                 assert set(split["target"]) <= {""} and set(split["context"]) <= {""}
+
+    # dev/score averages only the named corpora's primaries (dev splits with both classes)
+    def dev(corpus: str) -> trainer_module.CorpusData:
+        rows = [
+            make_example(id=f"{corpus}{i}", source=corpus, split="dev", text=text,
+                         toxicity={"toxicity": float(i % 2)})
+            for i, text in enumerate(["calm words", "you idiot", "a bus plan", "shut up fool"])
+        ]  # fmt: skip
+        return trainer_module.CorpusData(corpus, None, to_dataset(rows))
+
     model = ThreadguardModel.from_encoder(config.model)
-    scored = trainer_module.evaluate_dev(model, [context, c3, olid], 8, config.dev_score_corpora)
-    named = [
-        scored[f"dev/{c}/primary"]
-        for c in ("c3", "context_toxicity")
-        if f"dev/{c}/primary" in scored
-    ]
-    assert named and scored["dev/score"] == pytest.approx(float(np.mean(named)))
+    scored = trainer_module.evaluate_dev(model, [dev("c3"), dev("olid")], 8, ["c3"])
+    assert scored["dev/score"] == pytest.approx(scored["dev/c3/primary"])
+    everything = trainer_module.evaluate_dev(model, [dev("c3"), dev("olid")], 8)
+    assert everything["dev/score"] == pytest.approx(
+        (scored["dev/c3/primary"] + scored["dev/olid/primary"]) / 2
+    )
     with pytest.raises(ValueError, match=r"dev_score_corpora names \['arc'\], not among"):
         recipe(tiny_encoder_dir, tmp_path, corpora=corpora, dev_score_corpora=["arc"])
     with pytest.raises(ValueError, match="comment_only must be true or false, got 'yes'"):
