@@ -55,11 +55,11 @@ POLICY_KEYS: Final[frozenset[str]] = frozenset({"labels"})
 #: for the shipped model: that file says where each threshold comes from.
 DEFAULT_POLICY: Final[dict[str, Any]] = {
     "labels": {
-        "toxicity": {"threshold": 0.7, "action": "review"},
-        "identity_attack": {"threshold": 0.98, "action": "review"},
-        "insult": {"threshold": 0.8, "action": "review"},
-        "obscene": {"threshold": 0.9, "action": "review"},
-        "threat": {"threshold": 0.9, "action": "review"},
+        "toxicity": {"threshold": 0.5, "action": "review"},
+        "identity_attack": {"threshold": 0.5, "action": "review"},
+        "insult": {"threshold": 0.5, "action": "review"},
+        "obscene": {"threshold": 0.5, "action": "review"},
+        "threat": {"threshold": 0.5, "action": "review"},
         "spam": {"threshold": 0.8, "action": "reject"},
     }
 }

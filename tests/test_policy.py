@@ -40,9 +40,10 @@ def test_shipped_policy_file_is_the_builtin_default() -> None:
     shipped = Policy.load(ROOT / "configs" / "moderation.yaml")
     assert shipped.to_dict() == DEFAULT_POLICY
     assert Policy.load(None).to_dict() == DEFAULT_POLICY
-    # the default policy must apply to the shipped default model: every rule's label is one it has
+    # the default policy must apply to the shipped default model: every rule's label is one it
+    # scores (v0.4: its comment model gives the toxicity labels)
     meta = json.loads(
-        (ROOT / "classifier" / "default_model" / "threadguard_config.json").read_text()
+        (ROOT / "classifier" / "default_model" / "comment" / "threadguard_config.json").read_text()
     )
     shipped.check_labels(meta["model_config"]["toxicity_labels"])
 
