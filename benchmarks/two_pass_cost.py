@@ -1,0 +1,65 @@
+"""What v0.4's comment model costs: comments/s with and without it, in one process.
+
+The same news comments (a seeded sample of C3 test, with their length mix: about a fifth
+are 100+ words) are scored by the shipped model twice over: with its comment model (stance
+pass plus the comment-alone windows: what `threadguard score` does) and with the stance
+pass only (v0.3.1's cost). Runs alternate; the medians and their ratio are printed.
+
+    python benchmarks/two_pass_cost.py [--n 800] [--runs 3] [--backend onnx]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from classifier.runtime import load_predictor
+from training.corpora import load_corpus
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--n", type=int, default=800)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    test = load_corpus("c3", split="test").shuffle(seed=0)
+    texts = list(test.select(range(min(args.n, len(test))))["text"])
+    items = [
+        {"text": t, "target": "An opinion article's title\nIts first paragraph."} for t in texts
+    ]
+    words = sorted(len(t.split()) for t in texts)
+    kinds = {
+        "with comment model (v0.4)": load_predictor(
+            args.model, backend=args.backend, num_threads=args.threads
+        ),
+        "stance pass only (v0.3.1)": load_predictor(
+            args.model, backend=args.backend, num_threads=args.threads, comment_model=False
+        ),
+    }
+    for predictor in kinds.values():
+        predictor.predict_arrays(items[:64])  # warm-up
+    rates: dict[str, list[float]] = {name: [] for name in kinds}
+    for _ in range(args.runs):
+        for name, predictor in kinds.items():
+            start = time.perf_counter()
+            predictor.predict_arrays(items)
+            rates[name].append(len(items) / (time.perf_counter() - start))
+    print(
+        f"{len(items)} C3 test comments (median {words[len(words) // 2]} words, "
+        f"{sum(w >= 100 for w in words)} of 100+), backend {args.backend}, "
+        f"{args.threads} threads, {args.runs} runs each"
+    )
+    for name, found in rates.items():
+        print(f"  {name:28s} median {statistics.median(found):6.1f} comments/s  runs {found}")
+    ratio = statistics.median(rates["with comment model (v0.4)"]) / statistics.median(
+        rates["stance pass only (v0.3.1)"]
+    )
+    print(f"  ratio v0.4 / stance only: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
