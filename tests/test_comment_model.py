@@ -105,3 +105,12 @@ def test_a_folder_without_a_comment_model_scores_as_before(two_pass: Path, tmp_p
         load_predictor(two_pass, backend="torch", comment_model=False).predict_arrays(items)[1],
         atol=1e-6,
     )
+
+
+def test_odd_texts_get_finite_scores_through_both_passes(two_pass: Path) -> None:
+    texts = ["", "   ", "\x00\r\n\t", "🙂" * 300, "word " * 5000, "a\u200bb\ufeffc"]
+    predictor = load_predictor(two_pass, backend="torch")
+    stance, tox = predictor.predict_arrays([{"text": t, "target": "A title"} for t in texts])
+    assert stance.shape[0] == tox.shape[0] == len(texts)
+    assert np.isfinite(stance).all() and np.isfinite(tox).all()
+    assert ((tox >= 0) & (tox <= 1)).all()
