@@ -1,4 +1,14 @@
-"""threadguard runtime: thread schema, ingestion, model, inference, moderation, CLI."""
+"""threadguard: stance and toxicity for the comment threads under news articles and blog posts.
+
+Load the model once and score strings, lists of strings or threads::
+
+    from classifier import Threadguard
+    tg = Threadguard()
+    tg.predict("You are a pathetic idiot").decision  # 'review'
+
+:class:`Threadguard` and :class:`Result` are in :mod:`classifier.api` (with runnable
+examples); the CLI is ``threadguard``; the thread schema is :mod:`classifier.schema`.
+"""
 
 import os
 
@@ -12,3 +22,15 @@ __version__ = "0.1.0"
 # stop it; this variable, read when onnxruntime is loaded, does. Set here so that it
 # precedes every import of onnxruntime in the package; an explicit value is kept.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+__all__ = ["Result", "Threadguard", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    """:class:`Threadguard` and :class:`Result`, imported on first use, so that
+    ``import classifier`` (the CLI's first step) stays light."""
+    if name in ("Result", "Threadguard"):
+        from classifier import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'classifier' has no attribute {name!r}")

@@ -1,0 +1,127 @@
+"""The Python API: load a model once, then score strings, lists of strings or threads.
+
+>>> from classifier import Threadguard
+>>> tg = Threadguard()  # the shipped model, offline
+>>> result = tg.predict("You are a pathetic idiot and everyone here knows it")
+>>> result.decision, result.toxicity["insult"] > 0.5
+('review', True)
+>>> [r.decision for r in tg.predict(["Thanks for the clear summary.", "See you at the meeting."])]
+['approve', 'approve']
+>>> reply = tg.predict("That is simply not true.", target="The council cut the bus budget.")
+>>> sorted(reply.stance_scores) == sorted(tg.stance_labels)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, overload
+
+from classifier.policy import Policy, Reason
+from classifier.runtime import BatchPredictor, load_predictor
+from classifier.schema import ErrorRecord, Thread
+
+
+@dataclass(frozen=True)
+class Result:
+    """One comment's scores and the moderation decision, keyed by label name."""
+
+    text: str
+    #: the most likely stance toward ``target`` and every stance class's probability
+    stance: str
+    stance_scores: dict[str, float]
+    #: each toxicity label's probability (calibrated on news comments where the model is)
+    toxicity: dict[str, float]
+    #: approve / review / reject, from the moderation policy
+    decision: str
+    reasons: tuple[Reason, ...]
+    target: str = ""
+
+
+class Threadguard:
+    """A loaded model and a moderation policy.
+
+    Args:
+        model: a saved model folder (default: the shipped model).
+        backend: ``auto`` (ONNX Runtime on a CPU), ``torch``, ``int8``, ``onnx`` or
+            ``onnx-int8`` (:func:`classifier.runtime.load_predictor`).
+        policy: a moderation policy file (default: the built-in one,
+            configs/moderation.yaml).
+        batch_size: comments per forward pass.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        backend: str = "auto",
+        policy: str | Path | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        self.predictor: BatchPredictor = load_predictor(
+            model, backend=backend, batch_size=batch_size
+        )
+        self.policy = Policy.load(policy)
+        self.policy.check_labels(self.predictor.toxicity_labels)
+
+    @property
+    def stance_labels(self) -> tuple[str, ...]:
+        """The stance classes, in the model's order."""
+        return self.predictor.stance_labels
+
+    @property
+    def toxicity_labels(self) -> tuple[str, ...]:
+        """The toxicity labels the model scores."""
+        return self.predictor.toxicity_labels
+
+    @overload
+    def predict(self, texts: str, target: str = "") -> Result: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def predict(self, texts: Sequence[str], target: str | Sequence[str] = "") -> list[Result]: ...
+
+    def predict(
+        self, texts: str | Sequence[str], target: str | Sequence[str] = ""
+    ) -> Result | list[Result]:
+        """Score one comment (a ``Result``) or many (a list, in input order).
+
+        ``target`` is what the comment answers (an article's title and lead, or the parent
+        comment): one for all, or one per text. Stance is taken toward it; toxicity reads the
+        comment alone. Raises ``ValueError`` for a text that is not a string or a target list
+        of another length.
+        """
+        single = isinstance(texts, str)
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        targets = [target] * len(batch) if isinstance(target, str) else list(target)
+        if len(targets) != len(batch):
+            raise ValueError(f"got {len(targets)} targets for {len(batch)} texts")
+        for i, (text, tgt) in enumerate(zip(batch, targets, strict=True)):
+            if not isinstance(text, str) or not isinstance(tgt, str):
+                raise ValueError(f"text {i}: texts and targets must be strings")
+        items = [{"text": t, "target": g} for t, g in zip(batch, targets, strict=True)]
+        results = [
+            self._result(item, prediction)
+            for item, prediction in zip(items, self.predictor.predict(items), strict=True)
+        ]
+        return results[0] if single else results
+
+    def score_threads(self, threads: Iterable[Thread]) -> Iterator[dict[str, Any] | ErrorRecord]:
+        """One row per comment of each thread, as `threadguard score --moderate` writes them:
+        top-level comments take their stance toward the article, replies toward their parent."""
+        from classifier.scoring import model_info, score_items
+
+        return score_items(threads, self.predictor, model_info(self.predictor), self.policy)
+
+    def _result(self, item: dict[str, str], prediction: Any) -> Result:
+        decision = self.policy.decide(prediction)
+        return Result(
+            text=item["text"],
+            target=item["target"],
+            stance=prediction["stance"]["label"],
+            stance_scores=dict(prediction["stance"]["scores"]),
+            toxicity=dict(prediction["toxicity"]),
+            decision=decision.decision,
+            reasons=decision.reasons,
+        )

@@ -1,0 +1,61 @@
+"""The Python API (classifier.Threadguard): its examples run, and it refuses bad input."""
+
+from __future__ import annotations
+
+import doctest
+from pathlib import Path
+
+import pytest
+
+import classifier
+import classifier.api
+from classifier.readers import read_file
+from classifier.schema import Thread
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+
+
+@pytest.fixture(scope="module")
+def tg() -> classifier.Threadguard:
+    return classifier.Threadguard()
+
+
+@pytest.mark.slow
+def test_the_documented_examples_run() -> None:
+    failures, tried = doctest.testmod(classifier.api, raise_on_error=False)
+    assert tried >= 6 and failures == 0
+
+
+@pytest.mark.slow
+def test_results_are_keyed_by_label_and_match_the_predictor(tg: classifier.Threadguard) -> None:
+    texts = ["You are a pathetic idiot", "Thanks for the clear summary."]
+    results = tg.predict(texts, target="Council cuts the bus budget")
+    assert [r.text for r in results] == texts
+    rows = tg.predictor.predict(
+        [{"text": t, "target": "Council cuts the bus budget"} for t in texts]
+    )
+    for result, row in zip(results, rows, strict=True):
+        assert result.toxicity == row["toxicity"]
+        assert result.stance == row["stance"]["label"]
+        assert set(result.toxicity) == set(tg.toxicity_labels)
+    assert results[0].decision == "review" and results[0].reasons
+    assert results[1].decision == "approve" and not results[1].reasons
+
+
+@pytest.mark.slow
+def test_bad_input_is_refused_with_the_reason(tg: classifier.Threadguard) -> None:
+    with pytest.raises(ValueError, match="got 1 targets for 2 texts"):
+        tg.predict(["a", "b"], target=["only one"])
+    with pytest.raises(ValueError, match="text 1: texts and targets must be strings"):
+        tg.predict(["a", 3])  # type: ignore[list-item]
+
+
+@pytest.mark.slow
+def test_threads_are_scored_as_the_cli_scores_them(tg: classifier.Threadguard) -> None:
+    threads = [
+        t for p in sorted(SEEDS.glob("*.txt")) for t in read_file(p) if isinstance(t, Thread)
+    ]
+    rows = list(tg.score_threads(threads))
+    assert len(rows) == sum(len(t.comments) for t in threads) > 0
+    for row in rows:
+        assert isinstance(row, dict) and row["decision"] in ("approve", "review", "reject")
