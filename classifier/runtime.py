@@ -730,6 +730,28 @@ def load_predictor(
     return predictor
 
 
+def exports_pending(
+    path: str | Path | None, backend: str = "auto", cache_dir: str | Path | None = None
+) -> list[Path]:
+    """The model folders (the model's, its comment model's) that loading ``path`` with
+    ``backend`` on the CPU would export to ONNX first, because the cache has no export of
+    them yet; empty for a torch backend. Lets a command say why its first run is slow."""
+    if resolve_backend(backend, "cpu") not in ("onnx", "onnx-int8"):
+        return []
+    folder = model_dir(path)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    quantize = resolve_backend(backend, "cpu") == "onnx-int8"
+    pending = []
+    for candidate in (folder, folder / COMMENT_DIR):
+        if not (candidate / CONFIG_FILE).is_file():
+            continue
+        config = json.loads((candidate / CONFIG_FILE).read_text(encoding="utf-8"))
+        key = folder_key(candidate, config, quantize)
+        if key is None or _read_index(cache, key) is None:
+            pending.append(candidate)
+    return pending
+
+
 def calibration_of(folder: Path) -> dict[str, tuple[float, float]] | None:
     """The toxicity calibration saved in a model folder's config, if any."""
     config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
@@ -800,6 +822,7 @@ __all__ = [
     "StancePrediction",
     "check_backend",
     "default_cache_dir",
+    "exports_pending",
     "load_predictor",
     "model_dir",
     "onnx_available",

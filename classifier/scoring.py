@@ -128,12 +128,16 @@ class ScoreSummary(ParseSummary):
 
     scored: int = 0
     seconds: float = 0.0
+    #: loading the model, an ONNX export on a first run included (set by the caller)
+    load_seconds: float | None = None
 
     def lines(self) -> list[str]:
         rate = self.scored / self.seconds if self.seconds > 0 else 0.0
+        loaded = f"; model loaded in {self.load_seconds:.1f} s" if self.load_seconds else ""
         return [
             *super().lines(),
-            f"scored {self.scored} comments in {self.seconds:.1f} s ({rate:.1f} comments/s)",
+            f"scored {self.scored} comments in {self.seconds:.1f} s ({rate:.1f} comments/s)"
+            + loaded,
         ]
 
 

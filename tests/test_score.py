@@ -184,3 +184,22 @@ def test_backend_is_chosen_and_recorded(model_dir: Path) -> None:
             assert abs(p - q["toxicity"][label]) <= 0.03
     result = runner.invoke(app, ["score", str(ROOT / "seeds"), "--backend", "tensorrt"])
     assert result.exit_code == 2 and "tensorrt" in result.output
+
+
+def test_a_first_onnx_run_says_it_exports_and_counts_the_load(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    from classifier.runtime import exports_pending
+
+    monkeypatch.setenv("THREADGUARD_CACHE", str(tmp_path / "cache"))
+    assert exports_pending(model_dir, "onnx") == [model_dir]
+    assert exports_pending(model_dir, "torch") == []
+    args = ["score", "seeds/", "--model", str(model_dir), "--backend", "onnx", "-f", "jsonl"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "preparing the model for ONNX Runtime (1 export(s)" in first.stderr
+    assert "; model loaded in " in first.stderr
+    assert exports_pending(model_dir, "onnx") == []  # cached now
+    second = runner.invoke(app, args)
+    assert "preparing the model" not in second.stderr

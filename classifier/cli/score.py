@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -76,7 +77,7 @@ def score(
     One row per comment; bad records become error rows. Exit code 1 when some
     records were errors.
     """
-    from classifier.runtime import BackendUnavailableError
+    from classifier.runtime import BackendUnavailableError, exports_pending
     from classifier.scoring import ScoreRun
 
     if fmt is None:
@@ -85,6 +86,14 @@ def score(
         raise typer.BadParameter("the table format is for the terminal; pick jsonl, csv or parquet")
     options = read_options(input_format, column, max_comment_chars)
     try:
+        pending = exports_pending(model, backend.value) if device.value == "cpu" else []
+        if pending:
+            typer.echo(
+                f"preparing the model for ONNX Runtime ({len(pending)} export(s), first run "
+                "only; later runs read the cache)...",
+                err=True,
+            )
+        started = time.perf_counter()
         run = ScoreRun.create(
             model,
             batch_size=batch_size,
@@ -93,7 +102,9 @@ def score(
             moderate=moderate,
             policy=policy,
         )
+        loaded = time.perf_counter() - started
         summary = run.run(paths, output, fmt.value, options, errors, progress=sys.stderr.isatty())
+        summary.load_seconds = loaded
     except (ValueError, FileNotFoundError, BackendUnavailableError) as exc:
         raise typer.BadParameter(str(exc)) from None
     for line in summary.lines():
