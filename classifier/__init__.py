@@ -12,7 +12,9 @@ examples); the CLI is ``threadguard``; the thread schema is :mod:`classifier.sch
 
 import os
 
-__version__ = "0.1.0"
+__version__ = "0.4.0"
+#: The version of the model shipped in classifier/default_model (MODEL_CARD.md).
+DEFAULT_MODEL_VERSION = "v0.4"
 
 # threadguard is an offline tool: it must make no network calls. ONNX Runtime (1.2x
 # and later) starts a 1DS telemetry uploader in its native code that resolves

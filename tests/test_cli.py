@@ -73,3 +73,17 @@ def test_usage_errors_are_clear(tmp_path: Path) -> None:
     result = runner.invoke(app, ["parse", str(ROOT / "seeds"), "-c", "nonsense"])
     assert result.exit_code == 2
     assert "expected FIELD=COLUMN" in result.output
+
+
+def test_version_names_the_package_and_the_shipped_model() -> None:
+    from typer.testing import CliRunner
+
+    from classifier import DEFAULT_MODEL_VERSION, __version__
+    from classifier.cli import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert (
+        result.stdout.strip()
+        == f"threadguard {__version__} (shipped model {DEFAULT_MODEL_VERSION})"
+    )

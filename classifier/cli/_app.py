@@ -12,7 +12,7 @@ import typer
 if TYPE_CHECKING:
     from classifier.readers import ReadOptions
 
-from classifier import __version__
+from classifier import DEFAULT_MODEL_VERSION, __version__
 
 app = typer.Typer(
     name="threadguard",
@@ -39,7 +39,7 @@ class OutFormat(str, Enum):
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"threadguard {__version__}")
+        typer.echo(f"threadguard {__version__} (shipped model {DEFAULT_MODEL_VERSION})")
         raise typer.Exit()
 
 
