@@ -1,0 +1,1 @@
+"""Runnable examples of threadguard in use (``python -m examples.blog``)."""
