@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from classifier.ingest import ParseSummary, iter_inputs, write_error
 from classifier.policy import Policy
 from classifier.readers import ParsedItem, ReadOptions
-from classifier.runtime import BatchPredictor, load_predictor
+from classifier.runtime import BatchPredictor, Prediction, load_predictor
 from classifier.schema import Comment, ErrorRecord, Thread
 from classifier.targets import CommentItem, stance_target, thread_items
 from classifier.writers import OutputFormat, open_row_writer
@@ -69,21 +69,7 @@ def score_items(
     def flush() -> Iterator[dict[str, Any]]:
         predictions = predictor.predict([p[2] for p in pending])
         for (thread, comment, _, target), prediction in zip(pending, predictions, strict=True):
-            row: dict[str, Any] = {
-                "thread_id": thread.id,
-                "comment_id": comment.id,
-                "parent_id": comment.parent_id,
-                "author": comment.author,
-                "text": comment.text,
-                "stance": {**prediction["stance"], "target": target},
-                "toxicity": prediction["toxicity"],
-                "model": model.to_dict(),
-            }
-            if policy is not None:
-                decision = policy.decide(prediction)
-                row["decision"] = decision.decision
-                row["reasons"] = [r.to_dict() for r in decision.reasons]
-            yield row
+            yield score_row(thread.id, comment, target, prediction, model, policy)
         pending.clear()
 
     for item in items:
@@ -97,6 +83,42 @@ def score_items(
             if len(pending) >= chunk_size:
                 yield from flush()
     yield from flush()
+
+
+def score_row(
+    thread_id: str,
+    comment: Comment,
+    target: str,
+    prediction: Prediction,
+    model: ModelInfo,
+    policy: Policy | None = None,
+) -> dict[str, Any]:
+    """The output row of one comment from its prediction (both engines build rows here)."""
+    row: dict[str, Any] = {
+        "thread_id": thread_id,
+        "comment_id": comment.id,
+        "parent_id": comment.parent_id,
+        "author": comment.author,
+        "text": comment.text,
+        "stance": {**prediction["stance"], "target": target},
+        "toxicity": prediction["toxicity"],
+        "model": model.to_dict(),
+    }
+    if policy is not None:
+        decision = policy.decide(prediction)
+        row["decision"] = decision.decision
+        row["reasons"] = [r.to_dict() for r in decision.reasons]
+    return row
+
+
+def row_sink(
+    stack: ExitStack, output: str | Path | None, fmt: str
+) -> Callable[[dict[str, Any]], None]:
+    """Where rows go for ``fmt`` (jsonl, csv, parquet, table), closed with ``stack``."""
+    if fmt == "table":
+        return stack.enter_context(_TablePrinter())
+    writer = stack.enter_context(open_row_writer(output, cast(OutputFormat, fmt)))
+    return writer.write if fmt == "jsonl" else lambda r: writer.write(flat_row(r))
 
 
 def flat_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -201,11 +223,7 @@ class ScoreRun:
                 if errors_path
                 else None
             )
-            if fmt == "table":
-                sink: Callable[[dict[str, Any]], None] = stack.enter_context(_TablePrinter())
-            else:
-                writer = stack.enter_context(open_row_writer(output, cast(OutputFormat, fmt)))
-                sink = writer.write if fmt == "jsonl" else lambda r: writer.write(flat_row(r))
+            sink = row_sink(stack, output, fmt)
             for row in rows:
                 if isinstance(row, ErrorRecord):
                     write_error(err_fh, row)

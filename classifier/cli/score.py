@@ -6,7 +6,7 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,9 @@ from classifier.cli._app import (
     read_options,
 )
 
+if TYPE_CHECKING:
+    from classifier.readers import ReadOptions
+
 
 class ScoreFormat(str, Enum):
     jsonl = "jsonl"
@@ -32,6 +35,11 @@ class ScoreFormat(str, Enum):
 class Device(str, Enum):
     cpu = "cpu"
     cuda = "cuda"
+
+
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
 
 
 @app.command()
@@ -71,6 +79,20 @@ def score(
     column: ColumnOption = None,
     errors: ErrorsOption = None,
     max_comment_chars: MaxCharsOption = 50_000,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="local: this process; ray: a Ray Data actor pool (pip install "
+            '"threadguard[ray]"), the same rows written to the --output folder as part files.'
+        ),
+    ] = Engine.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="With --engine ray: join this Ray cluster (default: start a local Ray)."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="With --engine ray: actors, each loading the model once.", min=1)
+    ] = 2,
 ) -> None:
     """Label every comment with its stance toward its target and its toxicity.
 
@@ -80,6 +102,12 @@ def score(
     from classifier.runtime import BackendUnavailableError, exports_pending
     from classifier.scoring import ScoreRun
 
+    if engine is Engine.ray:
+        _score_on_ray(
+            paths, model, output, fmt, batch_size, device, backend.value, moderate, policy,
+            read_options(input_format, column, max_comment_chars), errors, ray_address, workers,
+        )  # fmt: skip
+        return
     if fmt is None:
         fmt = ScoreFormat.table if output is None and sys.stdout.isatty() else ScoreFormat.jsonl
     if fmt is ScoreFormat.table and output is not None:
@@ -108,6 +136,55 @@ def score(
     except (ValueError, FileNotFoundError, BackendUnavailableError) as exc:
         raise typer.BadParameter(str(exc)) from None
     for line in summary.lines():
+        typer.echo(line, err=True)
+    if summary.errors:
+        raise typer.Exit(code=1)
+
+
+def _score_on_ray(
+    paths: list[str],
+    model: str | None,
+    output: Path | None,
+    fmt: ScoreFormat | None,
+    batch_size: int,
+    device: Device,
+    backend: str,
+    moderate: bool,
+    policy: Path | None,
+    options: ReadOptions,
+    errors: Path | None,
+    address: str | None,
+    workers: int,
+) -> None:
+    """``--engine ray``: :func:`classifier.ray_engine.score_with_ray`."""
+    from classifier.ray_engine import main_summary_lines, score_with_ray
+    from classifier.runtime import BackendUnavailableError
+
+    if output is None:
+        raise typer.BadParameter("--engine ray writes a folder of part files: give --output DIR")
+    if fmt is ScoreFormat.table:
+        raise typer.BadParameter("--engine ray writes jsonl, csv or parquet part files")
+    if device is not Device.cpu:
+        raise typer.BadParameter("--engine ray runs its workers on the CPU")
+    try:
+        summary = score_with_ray(
+            paths,
+            output,
+            (fmt or ScoreFormat.jsonl).value,
+            options,
+            errors,
+            model=model,
+            workers=workers,
+            address=address,
+            backend=backend,
+            batch_size=batch_size,
+            moderate=moderate,
+            policy=policy,
+            progress=sys.stderr.isatty(),
+        )
+    except (ValueError, FileNotFoundError, BackendUnavailableError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    for line in main_summary_lines(summary, output):
         typer.echo(line, err=True)
     if summary.errors:
         raise typer.Exit(code=1)
