@@ -169,14 +169,29 @@ def test_hook_unavailable_holds_comment_and_page_answers(
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/healthz", timeout=60, process=process)
+        # While the comment waits for the hook, another reader loads the article.
+        other: dict[str, float] = {}
+
+        def read_article() -> None:
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            other["status"] = httpx.get(base + "/", timeout=10).status_code
+            other["seconds"] = time.monotonic() - t0
+
+        reader = threading.Thread(target=read_article)
         started = time.monotonic()
+        reader.start()
         notice = post_comment(browser, base, "Lena", BENIGN)
         elapsed = time.monotonic() - started
+        reader.join()
+        assert other["status"] == 200 and other["seconds"] < 1.0, other
         shot(browser, tmp_path, f"1-hook-{failure}-held")
         assert notice.get_attribute("data-status") == "held", notice.text
         assert "did not answer" in notice.text
         assert BENIGN not in thread_texts(browser)
         assert elapsed < timeout + 5, f"the form took {elapsed:.1f} s"
+        if failure == "slow":
+            assert elapsed >= timeout, f"answered in {elapsed:.2f} s: the blog did not wait"
 
         browser.get(base + "/moderation")
         shot(browser, tmp_path, f"2-hook-{failure}-queue")

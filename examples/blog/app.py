@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -142,6 +143,8 @@ class BlogSettings:
     hook_url: str
     hook_token: str | None = None
     hook_timeout: float = DEFAULT_HOOK_TIMEOUT
+    #: an ``httpx`` transport for the hook's requests (tests); default: the network
+    transport: httpx.BaseTransport | None = None
 
 
 STATUS_OF_DECISION = {"approve": "published", "review": "held", "reject": "rejected"}
@@ -168,6 +171,7 @@ def moderate(settings: BlogSettings, store: CommentStore, comment: Comment) -> C
             token=settings.hook_token,
             timeout=settings.hook_timeout,
             retries=0,  # one attempt: the commenter never waits more than the timeout
+            transport=settings.transport,
         ) as client:
             answer = client.moderate(
                 comment.text,
