@@ -153,6 +153,8 @@ def run(
     n_boot: int,
     madlibs: int,
     keras_python: str | None = None,
+    backend: str = "auto",
+    peers: bool = True,
 ) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for name in (*NEWS, "olid", "hateval2019"):
@@ -162,15 +164,16 @@ def run(
     subgroups = identity_subgroups("bias_madlibs", bias, data_root)
 
     scorers: dict[str, Scorer] = {}
-    under_test = load_predictor(model)
+    under_test = load_predictor(model, backend=backend)
     scorers[f"under test ({under_test.model_version})"] = model_scorer(under_test)
-    if under_test.comment_model is not None:
+    if under_test.comment_model is not None and peers:
         scorers["same folder, pair-pass head (v0.3.1)"] = model_scorer(
-            load_predictor(model, comment_model=False)
+            load_predictor(model, comment_model=False, backend=backend)
         )
-    scorers["alt-profanity-check"] = profanity_scorer()
-    scorers["TF-IDF + LR (news train)"] = tfidf_scorer(data_root)
-    if keras_python:
+    if peers:
+        scorers["alt-profanity-check"] = profanity_scorer()
+        scorers["TF-IDF + LR (news train)"] = tfidf_scorer(data_root)
+    if keras_python and peers:
         scorers["toxic-comment-classifier"] = keras_scorer(keras_python)
 
     results: dict[str, Any] = {"model": model or "classifier/default_model", "scorers": {}}
@@ -292,10 +295,20 @@ def main() -> None:
         default=None,
         help="a python with toxic-comment-classifier installed: adds it as a peer",
     )
+    parser.add_argument("--backend", default="auto", help="backend of the model under test")
+    parser.add_argument("--no-peers", action="store_true", help="score the model under test only")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    results = run(args.model, args.data_root, args.bootstrap, args.madlibs, args.keras_python)
+    results = run(
+        args.model,
+        args.data_root,
+        args.bootstrap,
+        args.madlibs,
+        args.keras_python,
+        args.backend,
+        not args.no_peers,
+    )
     print_table(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
