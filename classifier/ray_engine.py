@@ -167,9 +167,10 @@ def score_with_ray(
 ) -> ScoreSummary:
     """Score every comment in ``paths`` on Ray into the folder ``output`` (see the module doc).
 
-    ``address`` joins a running Ray cluster (``ray.init(address=...)``); without it, a
-    running Ray in this process is used, or a local instance is started with
-    ``workers * cpus_per_worker`` CPUs and shut down at the end. Each of the ``workers``
+    A Ray already initialised in this process is used as it is. Otherwise ``address``
+    joins a running Ray cluster (``ray.init(address=...)``) and, without it, a local
+    instance is started with ``workers * cpus_per_worker`` CPUs; either is shut down
+    (left) at the end. Each of the ``workers``
     actors runs the model on ``cpus_per_worker`` threads. ``fault_marker`` is for tests:
     a file path; the first actor to reach its second batch kills itself once.
     """
@@ -199,13 +200,16 @@ def score_with_ray(
     }
     summary = ScoreSummary()
     started = time.perf_counter()
-    owns_ray = False
-    if address is not None:
+    owns_ray = not ray.is_initialized()
+    if owns_ray and address is not None:
         ray.init(address=address, log_to_driver=False)
-        owns_ray = True
-    elif not ray.is_initialized():
-        ray.init(num_cpus=workers * cpus_per_worker, include_dashboard=False, log_to_driver=False)
-        owns_ray = True
+    elif owns_ray:  # "local": a new instance, even where RAY_ADDRESS or a `ray start` is found
+        ray.init(
+            address="local",
+            num_cpus=workers * cpus_per_worker,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
     try:
         ray.data.DataContext.get_current().enable_progress_bars = progress
         folder.mkdir(parents=True, exist_ok=True)

@@ -248,6 +248,23 @@ def test_cli_engine_ray_writes_a_parquet_folder(
     assert runner.invoke(app, [*args, "--engine", "ray"]).exit_code == 2
 
 
+@pytest.mark.ray
+def test_cli_starts_and_stops_its_own_local_ray(
+    ray_instance: Any, model_dir: Path, tmp_path: Path
+) -> None:
+    """Without --ray-address, a fresh process starts a local Ray and shuts it down."""
+    out = tmp_path / "scores"
+    code = "from classifier.cli import app; app()"
+    args = ["score", str(ROOT / "seeds"), "-m", str(model_dir), "--backend", "onnx",
+            "--engine", "ray", "--workers", "1", "-o", str(out)]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Started a local Ray instance" in done.stderr and "scored 5 comments" in done.stderr
+    assert len((out / "part-00000.jsonl").read_text().splitlines()) == 5
+
+
 def test_the_local_engine_never_imports_ray(model_dir: Path, tmp_path: Path) -> None:
     code = (
         "import sys\n"
