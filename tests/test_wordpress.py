@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -299,12 +300,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # its workers are stopped with it, as a process group
         )
         processes.append(server)
         wait_http(url + "/wp-login.php", timeout=60, process=server)
         yield s
     finally:
         for process in reversed(processes):
+            if process.poll() is None and process.pid == os.getpgid(process.pid):
+                os.killpg(process.pid, signal.SIGTERM)  # PHP's server and its workers
             stop(process)
 
 
