@@ -93,6 +93,14 @@ def score(
     workers: Annotated[
         int, typer.Option(help="With --engine ray: actors, each loading the model once.", min=1)
     ] = 2,
+    part_comments: Annotated[
+        int,
+        typer.Option(
+            help="With --engine ray: comments per part file (held by this process while the "
+            "workers score it; a part starts fresh actors).",
+            min=1,
+        ),
+    ] = 200_000,
 ) -> None:
     """Label every comment with its stance toward its target and its toxicity.
 
@@ -106,6 +114,7 @@ def score(
         _score_on_ray(
             paths, model, output, fmt, batch_size, device, backend.value, moderate, policy,
             read_options(input_format, column, max_comment_chars), errors, ray_address, workers,
+            part_comments,
         )  # fmt: skip
         return
     if fmt is None:
@@ -155,6 +164,7 @@ def _score_on_ray(
     errors: Path | None,
     address: str | None,
     workers: int,
+    part_comments: int,
 ) -> None:
     """``--engine ray``: :func:`classifier.ray_engine.score_with_ray`."""
     from classifier.ray_engine import main_summary_lines, score_with_ray
@@ -180,6 +190,7 @@ def _score_on_ray(
             batch_size=batch_size,
             moderate=moderate,
             policy=policy,
+            part_comments=part_comments,
             progress=sys.stderr.isatty(),
         )
     except (ValueError, FileNotFoundError, BackendUnavailableError) as exc:
