@@ -168,11 +168,11 @@ def score_with_ray(
     """Score every comment in ``paths`` on Ray into the folder ``output`` (see the module doc).
 
     A Ray already initialised in this process is used as it is. Otherwise ``address``
-    joins a running Ray cluster (``ray.init(address=...)``) and, without it, a local
-    instance is started with ``workers * cpus_per_worker`` CPUs; either is shut down
-    (left) at the end. Each of the ``workers``
-    actors runs the model on ``cpus_per_worker`` threads. ``fault_marker`` is for tests:
-    a file path; the first actor to reach its second batch kills itself once.
+    joins a running Ray cluster (``ray.init(address=...)``) or, without it, a new local
+    instance is started with ``workers * cpus_per_worker`` CPUs; at the end this process
+    disconnects (``ray.shutdown``: a local instance stops, a cluster keeps running). Each
+    of the ``workers`` actors runs the model on ``cpus_per_worker`` threads. ``fault_marker``
+    is for tests: a file path; the first actor to reach its second batch kills itself once.
     """
     if fmt not in PART_FORMATS:
         raise ValueError(f"the ray engine writes {', '.join(PART_FORMATS)}, not {fmt!r}")

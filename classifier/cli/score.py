@@ -82,8 +82,8 @@ def score(
     engine: Annotated[
         Engine,
         typer.Option(
-            help="local: this process; ray: a Ray Data actor pool (pip install "
-            '"threadguard[ray]"), the same rows written to the --output folder as part files.'
+            help="local: this process; ray: a Ray Data actor pool (needs the ray extra of "
+            "threadguard), the same rows written to the --output folder as part files."
         ),
     ] = Engine.local,
     ray_address: Annotated[
