@@ -344,13 +344,15 @@ class BatchPredictor:
         return self.calibrate(out)
 
     def calibrate(self, probs: np.ndarray) -> np.ndarray:
-        """Apply :attr:`calibration` to toxicity probabilities [N, T] (a copy)."""
+        """Apply :attr:`calibration` to toxicity probabilities [N, T] (``probs`` itself
+        when there is none, else a copy)."""
+        if not self.calibration:
+            return probs
         out = probs.copy()
         for j, name in enumerate(self.toxicity_labels):
-            if self.calibration and name in self.calibration:
+            if name in self.calibration:
                 a, b = self.calibration[name]
-                p = np.clip(out[:, j].astype(np.float64), 1e-7, 1 - 1e-7)
-                out[:, j] = sigmoid(a * np.log(p / (1 - p)) + b)
+                out[:, j] = sigmoid(a * logit(out[:, j]) + b)
         return out
 
     def predict_one(self, text: str, target: str = "", context: str = "") -> Prediction:
@@ -398,7 +400,7 @@ class BatchPredictor:
                 comment, own_toxicity, by_head = self._run_batch([encoded[i] for i in indices])
                 stance[rows] = comment if head is None else by_head[:, head]
                 if self.comment_model is None:
-                    toxicity[rows] = own_toxicity
+                    toxicity[rows] = self.calibrate(own_toxicity)
             if self.comment_model is not None:
                 texts = [_field(i, "text") for i in chunk]
                 toxicity[start : start + len(chunk)] = self.comment_model.toxicity_of_texts(texts)
@@ -464,6 +466,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     return cast(np.ndarray, 0.5 * (1.0 + np.tanh(0.5 * logits)))  # no overflow warnings
+
+
+def logit(probs: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    """The inverse of :func:`sigmoid`, in float64, with probabilities clipped to
+    [eps, 1 - eps] so that 0 and 1 stay finite."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)
+    return cast(np.ndarray, np.log(p / (1 - p)))
 
 
 # --------------------------------------------------------------------------- ONNX
@@ -600,8 +609,7 @@ class OnnxPredictor(BatchPredictor):
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         quantize = backend == "onnx-int8"
         config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-        key = folder_key(folder, config, quantize)
-        entry = _read_index(cache, key) if key is not None else None
+        key, entry = _cached_export(folder, config, quantize, cache)
         if entry is None:
             entry = _export_folder(folder, quantize, cache, num_threads)
             if key is not None:
@@ -645,6 +653,14 @@ class OnnxPredictor(BatchPredictor):
             sigmoid(toxicity.astype(np.float32)),
             softmax(by_head.astype(np.float32)),
         )
+
+
+def _cached_export(
+    folder: Path, config: Mapping[str, Any], quantize: bool, cache: Path
+) -> tuple[str | None, dict[str, Any] | None]:
+    """The export-index key of a model folder and its cached export entry (None: not yet)."""
+    key = folder_key(folder, config, quantize)
+    return key, _read_index(cache, key) if key is not None else None
 
 
 def _index_path(cache: Path, key: str) -> Path:
@@ -722,11 +738,9 @@ def load_predictor(
         "max_batch_tokens": max_batch_tokens,
         "cache_dir": cache_dir,
     }
-    predictor = _load_one(path if path is not None else folder, folder, **options)
+    predictor = _load_one(path if path is not None else folder, **options)
     if comment_model and (folder / COMMENT_DIR / CONFIG_FILE).is_file():
-        comment = _load_one(folder / COMMENT_DIR, folder / COMMENT_DIR, **options)
-        comment.calibration = calibration_of(folder / COMMENT_DIR)
-        predictor.attach_comment_model(comment)
+        predictor.attach_comment_model(_load_one(folder / COMMENT_DIR, **options))
     return predictor
 
 
@@ -736,18 +750,17 @@ def exports_pending(
     """The model folders (the model's, its comment model's) that loading ``path`` with
     ``backend`` on the CPU would export to ONNX first, because the cache has no export of
     them yet; empty for a torch backend. Lets a command say why its first run is slow."""
-    if resolve_backend(backend, "cpu") not in ("onnx", "onnx-int8"):
+    chosen = resolve_backend(backend, "cpu")
+    if chosen not in ("onnx", "onnx-int8"):
         return []
     folder = model_dir(path)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    quantize = resolve_backend(backend, "cpu") == "onnx-int8"
     pending = []
     for candidate in (folder, folder / COMMENT_DIR):
         if not (candidate / CONFIG_FILE).is_file():
             continue
         config = json.loads((candidate / CONFIG_FILE).read_text(encoding="utf-8"))
-        key = folder_key(candidate, config, quantize)
-        if key is None or _read_index(cache, key) is None:
+        if _cached_export(candidate, config, chosen == "onnx-int8", cache)[1] is None:
             pending.append(candidate)
     return pending
 
@@ -763,7 +776,6 @@ def calibration_of(folder: Path) -> dict[str, tuple[float, float]] | None:
 
 def _load_one(
     path: str | Path,
-    folder: Path,
     *,
     backend: Backend,
     device: str,
@@ -772,38 +784,43 @@ def _load_one(
     max_batch_tokens: int | None,
     cache_dir: str | Path | None,
 ) -> BatchPredictor:
-    """One model folder's predictor, without its comment model."""
-    chosen = backend
-    if chosen in ("onnx", "onnx-int8"):
+    """One model folder's predictor, without its comment model, with the toxicity
+    calibration saved in that folder (:func:`calibration_of`)."""
+    folder = model_dir(path)
+    predictor: BatchPredictor
+    if backend in ("onnx", "onnx-int8"):
         if str(device).split(":")[0] != "cpu":
             raise BackendUnavailableError(
-                f"backend {chosen!r} runs on the CPU; use backend='torch' on {device}"
+                f"backend {backend!r} runs on the CPU; use backend='torch' on {device}"
             )
-        return OnnxPredictor.from_folder(
+        predictor = OnnxPredictor.from_folder(
             path,
-            backend=chosen,
+            backend=backend,
             num_threads=num_threads,
             cache_dir=cache_dir,
             batch_size=batch_size,
             max_batch_tokens=max_batch_tokens,
         )
-    from classifier.inference import Predictor, compute_model_version, load_model
+    else:
+        from classifier.inference import Predictor, compute_model_version, load_model
 
-    model = load_model(folder)
-    if str(device).split(":")[0] == "cuda":
-        import torch
+        model = load_model(folder)
+        if str(device).split(":")[0] == "cuda":
+            import torch
 
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
-    return Predictor(
-        model,
-        batch_size=batch_size,
-        device=device,
-        num_threads=num_threads,
-        max_batch_tokens=max_batch_tokens,
-        backend=chosen,
-        model_version=compute_model_version(model, path),
-    )
+            if not torch.cuda.is_available():
+                raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+        predictor = Predictor(
+            model,
+            batch_size=batch_size,
+            device=device,
+            num_threads=num_threads,
+            max_batch_tokens=max_batch_tokens,
+            backend=backend,
+            model_version=compute_model_version(model, path),
+        )
+    predictor.calibration = calibration_of(folder)
+    return predictor
 
 
 __all__ = [

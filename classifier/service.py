@@ -887,13 +887,10 @@ class _Guard:
         unverified = verdict == _NEEDS_BODY
         if unverified:
             if st.unverified >= st.settings.max_unverified:
-                await _reply(
-                    send_with_id,
-                    503,
-                    f"overloaded: {st.unverified} signed requests being read (limit "
-                    f"{st.settings.max_unverified}); retry after 1 s",
-                    [(b"retry-after", b"1"), *close],
-                )
+                await _reply_overloaded(
+                    send_with_id, st.unverified, "signed requests being read",
+                    st.settings.max_unverified, close,
+                )  # fmt: skip
                 self._log(request_id, scope, status[0], started, "overloaded")
                 return
             st.unverified += 1
@@ -923,12 +920,8 @@ class _Guard:
             return
         # 5. Only now an in-flight slot.
         if st.in_flight >= st.settings.max_in_flight:
-            await _reply(
-                send_with_id,
-                503,
-                f"overloaded: {st.in_flight} requests in flight (limit "
-                f"{st.settings.max_in_flight}); retry after 1 s",
-                [(b"retry-after", b"1")],
+            await _reply_overloaded(
+                send_with_id, st.in_flight, "requests in flight", st.settings.max_in_flight
             )
             self._log(request_id, scope, status[0], started, "overloaded")
             return
@@ -1070,6 +1063,18 @@ async def _reply(
     send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     await _reply_json(send, status, {"detail": detail}, headers)
+
+
+async def _reply_overloaded(
+    send: Send,
+    count: int,
+    what: str,
+    limit: int,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """503 with Retry-After: 1, naming what is full and its limit."""
+    detail = f"overloaded: {count} {what} (limit {limit}); retry after 1 s"
+    await _reply(send, 503, detail, [(b"retry-after", b"1"), *(headers or [])])
 
 
 async def _reply_json(

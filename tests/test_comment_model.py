@@ -73,9 +73,10 @@ def test_calibration_is_saved_with_the_comment_model_and_applied(two_pass: Path)
     path.write_text(json.dumps(meta), encoding="utf-8")
     items = [{"text": "you idiot"}, {"text": "a calm remark about buses"}]
     calibrated = load_predictor(two_pass, backend="torch")
-    raw = load_predictor(two_pass / COMMENT_DIR, backend="torch").toxicity_of_texts(
-        [i["text"] for i in items]
-    )
+    alone = load_predictor(two_pass / COMMENT_DIR, backend="torch")
+    assert alone.calibration == {"toxicity": (2.0, -1.0)}  # a folder carries its calibration
+    alone.calibration = None
+    raw = alone.toxicity_of_texts([i["text"] for i in items])
     _, tox = calibrated.predict_arrays(items)
     j = calibrated.toxicity_labels.index("toxicity")
     logit = np.log(raw[:, j] / (1 - raw[:, j]))

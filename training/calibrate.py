@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from classifier.runtime import COMMENT_DIR, CONFIG_FILE, load_predictor, model_dir
+from classifier.runtime import COMMENT_DIR, CONFIG_FILE, load_predictor, logit, model_dir
 from training.corpora import load_corpus
 from training.metrics import expected_calibration_error
 
@@ -65,17 +65,14 @@ def fit_calibration(
         if y.sum() < min_positives or (1 - y).sum() < min_positives:
             skipped.append(label)
             continue
-        p = np.clip(prob[known, j].astype(np.float64), 1e-7, 1 - 1e-7)
-        logit = np.log(p / (1 - p)).reshape(-1, 1)
-        lr = LogisticRegression(C=1e6, max_iter=1000).fit(logit, y)
-        a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
-        fitted[label] = [a, b]
-        after = 1 / (1 + np.exp(-(a * logit[:, 0] + b)))
+        features = logit(prob[known, j]).reshape(-1, 1)
+        lr = LogisticRegression(C=1e6, max_iter=1000).fit(features, y)
+        fitted[label] = [float(lr.coef_[0, 0]), float(lr.intercept_[0])]
         report[label] = {
             "n": int(known.sum()),
             "positives": int(y.sum()),
-            "ece_before": expected_calibration_error(y, p),
-            "ece_after": expected_calibration_error(y, after),
+            "ece_before": expected_calibration_error(y, prob[known, j]),
+            "ece_after": expected_calibration_error(y, lr.predict_proba(features)[:, 1]),
         }
     saved = {
         "method": "platt",
