@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Iterable, Iterator
@@ -13,7 +12,7 @@ from typing import IO
 
 from classifier.readers import ParsedItem, ReadOptions, expand_paths, read_file, read_jsonl_stream
 from classifier.schema import ErrorRecord, Thread
-from classifier.writers import OutputFormat, open_writer
+from classifier.writers import OutputFormat, jsonl_line, open_writer
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ def iter_inputs(
 def write_error(fh: IO[str] | None, error: ErrorRecord) -> None:
     """One error row: JSONL to ``fh`` if given, else a readable line on stderr."""
     if fh is not None:
-        fh.write(json.dumps(error.to_dict(), ensure_ascii=False) + "\n")
+        fh.write(jsonl_line(error.to_dict()))
     else:
         print(f"error: {error}", file=sys.stderr)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -70,6 +71,18 @@ def flat_rows(thread: Thread) -> Iterator[dict[str, str | None]]:
         }
 
 
+# Characters that JSON leaves raw but that str.splitlines() and some JSONL readers take as a
+# line break; written escaped so one row stays one line for every reader.
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_LINE_BREAK_RE = re.compile("[\x85\u2028\u2029]")
+
+
+def jsonl_line(obj: Any) -> str:
+    """``obj`` as one JSON Lines line (UTF-8 text kept readable), newline included."""
+    text = json.dumps(obj, ensure_ascii=False)
+    return _LINE_BREAK_RE.sub(lambda m: _LINE_BREAKS[m.group()], text) + "\n"
+
+
 class RowWriter(Protocol):
     def write(self, row: dict[str, Any]) -> None: ...
 
@@ -81,7 +94,7 @@ class JsonlRowWriter:
         self.fh = fh
 
     def write(self, row: dict[str, Any]) -> None:
-        self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.fh.write(jsonl_line(row))
 
 
 class CsvRowWriter:

@@ -287,3 +287,14 @@ def test_fuzz_html_pages_never_raise(
     assert items, "a page is a thread or an error, never nothing"
     summary = parse_threads([str(path)], tmp / "out.jsonl", "jsonl", errors_path=tmp / "e.jsonl")
     assert summary.threads + summary.errors >= 1
+
+
+@pytest.mark.parametrize("char", ["\x85", "\u2028", "\u2029"])
+def test_jsonl_rows_escape_unicode_line_breaks(char: str) -> None:
+    """A comment holding NEL or a Unicode line separator stays one JSONL line for
+    readers that split on them (str.splitlines, JavaScript), and reads back equal."""
+    from classifier.writers import jsonl_line
+
+    line = jsonl_line({"text": f"a{char}b"})
+    assert line.count("\n") == 1 and len(line.splitlines()) == 1
+    assert json.loads(line) == {"text": f"a{char}b"}
