@@ -45,8 +45,23 @@ from classifier.runtime import (
 logger = logging.getLogger(__name__)
 
 ONNX_OPSET = 17
-#: What an export returns, in :class:`~classifier.runtime.OnnxSession`'s order.
+#: What an export returns (the first three always; the span and constructiveness logits
+#: when the model has those heads, see :func:`output_names`).
 OUTPUT_NAMES = ("stance_logits", "toxicity_logits", "stance_head_logits")
+OPTIONAL_OUTPUTS = ("span_logits", "constructive_logits")
+
+
+def output_names(model: ThreadguardModel) -> tuple[str, ...]:
+    """The outputs a runner gives for ``model``, in export order."""
+    extra = (
+        name
+        for name, head in (
+            ("span_logits", model.span_head),
+            ("constructive_logits", model.constructive_head),
+        )
+        if head is not None
+    )
+    return (*OUTPUT_NAMES, *extra)
 
 
 # --------------------------------------------------------------------------- threads
@@ -69,12 +84,14 @@ def set_threads(num_threads: int | None) -> int:
 # --------------------------------------------------------------------------- runners
 
 
-Logits = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+#: Logits by output name (:func:`output_names`).
+Logits = dict[str, torch.Tensor]
 
 
 class Runner(Protocol):
-    """Turns a collated batch (``InputEncoder.collate``) into logits: the comment stance
-    [B, S], toxicity [B, T] and each stance head's [B, H, S]."""
+    """Turns a collated batch (``InputEncoder.collate``) into logits by output name: the
+    comment stance [B, S], toxicity [B, T], each stance head's [B, H, S] and, when the
+    model has those heads, spans [B, L, K] and constructiveness [B, C]."""
 
     def __call__(self, batch: Mapping[str, torch.Tensor]) -> Logits: ...
 
@@ -88,11 +105,7 @@ class TorchRunner:
 
     def __call__(self, batch: Mapping[str, torch.Tensor]) -> Logits:
         output = self.model(**{k: v.to(self.device) for k, v in batch.items()})
-        return (
-            cast(torch.Tensor, output.stance_logits),
-            cast(torch.Tensor, output.toxicity_logits),
-            cast(torch.Tensor, output.stance_head_logits),
-        )
+        return {name: cast(torch.Tensor, output[name]) for name in output_names(self.model)}
 
 
 def quantize_int8(model: ThreadguardModel) -> ThreadguardModel:
@@ -163,10 +176,11 @@ class _Exportable(nn.Module):
         super().__init__()
         self.model = model
         self.names = names
+        self.outputs = output_names(model)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         output = self.model(**dict(zip(self.names, inputs, strict=True)))
-        return output.stance_logits, output.toxicity_logits, output.stance_head_logits
+        return tuple(output[name] for name in self.outputs)
 
 
 def model_fingerprint(model: ThreadguardModel) -> str:
@@ -175,6 +189,8 @@ def model_fingerprint(model: ThreadguardModel) -> str:
     digest.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
     digest.update(f"torch {torch.__version__} opset {ONNX_OPSET} attention eager".encode())
     digest.update(f"outputs {OUTPUT_NAMES}".encode())
+    if output_names(model) != OUTPUT_NAMES:  # unchanged for models without the extra heads
+        digest.update(f"outputs {output_names(model)}".encode())
     for name, tensor in sorted(model.state_dict().items()):
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
@@ -208,7 +224,10 @@ def export_onnx(model: ThreadguardModel, path: str | Path) -> Path:
     dynamic = {  # the comment-alone inputs have their own length; comment_mask the pair's
         name: {0: "batch", 1: "comment_sequence" if name in alone else "sequence"} for name in names
     }
-    dynamic.update({name: {0: "batch"} for name in OUTPUT_NAMES})
+    outputs = output_names(model)
+    dynamic.update({name: {0: "batch"} for name in outputs})
+    if "span_logits" in outputs:
+        dynamic["span_logits"] = {0: "batch", 1: "sequence"}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python code
@@ -217,7 +236,7 @@ def export_onnx(model: ThreadguardModel, path: str | Path) -> Path:
             tuple(batch[name] for name in names),
             str(tmp),
             input_names=names,
-            output_names=list(OUTPUT_NAMES),
+            output_names=list(outputs),
             dynamic_axes=dynamic,
             opset_version=ONNX_OPSET,
             dynamo=False,
@@ -350,8 +369,7 @@ class OnnxRunner:
 
     def __call__(self, batch: Mapping[str, torch.Tensor]) -> Logits:
         found = self.session.run({k: batch[k].cpu().numpy() for k in self.names})
-        stance, toxicity, by_head = (torch.from_numpy(a) for a in found)
-        return stance, toxicity, by_head
+        return {name: torch.from_numpy(a) for name, a in found.items()}
 
 
 def make_runner(
@@ -380,6 +398,7 @@ __all__ = [
     "export_onnx",
     "make_runner",
     "model_fingerprint",
+    "output_names",
     "quantize_int8",
     "set_threads",
 ]

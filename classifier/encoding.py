@@ -228,6 +228,20 @@ class InputEncoder:
         by_text = {t: e.ids for t, e in zip(unique, encodings, strict=True)}
         return [by_text[t] for t in texts]
 
+    def alignment(
+        self, texts: Sequence[str]
+    ) -> list[tuple[list[tuple[int, int]], list[int | None]]]:
+        """Each text's tokens as :meth:`encode` and :meth:`windows` take them (no special
+        tokens): their character offsets into the text as given, and their word ids.
+
+        Raises ``ValueError`` with ``emoji_words``: spelled-out pictographs have no
+        characters of the original text.
+        """
+        if self.emoji_words:
+            raise ValueError("token offsets are not defined with emoji_words")
+        encodings = self._tok.encode_batch(list(texts), add_special_tokens=False)
+        return [(list(e.offsets), list(e.word_ids)) for e in encodings]
+
     def _build(
         self, layout: list[_Slot], parts: Sequence[list[int]], comment_seq: int
     ) -> tuple[list[int], list[int], list[bool]]:
@@ -306,6 +320,10 @@ class InputEncoder:
                 built = self._build(self._single, [ids[start : start + room]], comment_seq=0)
                 out.append((index, EncodedInput(*built)))
         return out
+
+    def window_step(self, overlap: int) -> int:
+        """How many tokens each window of :meth:`windows` starts after the one before."""
+        return self.max_length - self._n_single - overlap
 
     def collate(self, encoded: Sequence[EncodedInput], return_tensors: str = "pt") -> Any:
         """Pad encoded examples into one batch.

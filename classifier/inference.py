@@ -24,11 +24,13 @@ from classifier.encoding import EncodedInput, InputEncoder
 from classifier.modeling import ThreadguardModel
 from classifier.runtime import (
     DEFAULT_MODEL_DIR,
+    BatchOutput,
     BatchPredictor,
     NoDefaultModelError,
     Prediction,
     StancePrediction,
     model_dir,
+    probabilities,
     reply_offsets_of,
     resolve_backend,
     stance_heads_of,
@@ -113,21 +115,17 @@ class Predictor(BatchPredictor):
         self.reply_offsets = reply_offsets_of(
             model.stance_offsets, self.stance_labels, self.stance_heads
         )
+        self.span_labels = tuple(model.config.span_labels)
+        self.constructive_labels = tuple(model.config.constructive_labels)
 
     @property
     def input_encoder(self) -> InputEncoder:
         return self.model.input_encoder
 
-    def _run_batch(
-        self, encoded: Sequence[EncodedInput]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _run_batch(self, encoded: Sequence[EncodedInput]) -> BatchOutput:
         with torch.inference_mode():
-            stance, toxicity, by_head = self._run(self.input_encoder.collate(encoded))
-            return (
-                torch.softmax(stance.float(), dim=-1).cpu().numpy(),
-                torch.sigmoid(toxicity.float()).cpu().numpy(),
-                torch.softmax(by_head.float(), dim=-1).cpu().numpy(),
-            )
+            found = self._run(self.input_encoder.collate(encoded))
+            return probabilities({k: v.float().cpu().numpy() for k, v in found.items()})
 
 
 __all__ = [

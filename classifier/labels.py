@@ -23,6 +23,22 @@ TOXICITY_LABELS: Final[tuple[str, ...]] = (
     "spam",
 )
 
+#: Labels of toxic spans (character ranges of a comment), named as the toxicity labels:
+#: ``toxicity`` is any toxic span, the others its type (ToxicSpans' Insult,
+#: Profane/Obscene, Identity based Attack, Threat).
+SPAN_LABELS: Final[tuple[str, ...]] = ("toxicity", "insult", "obscene", "identity_attack", "threat")
+
+#: Constructiveness (C3's crowd judgement) and the characteristics its raters gave as
+#: reasons: responding to others, evidence, a personal story, a solution, specific points.
+CONSTRUCTIVE_LABELS: Final[tuple[str, ...]] = (
+    "constructive",
+    "dialogue",
+    "evidence",
+    "personal_story",
+    "solution",
+    "specific_points",
+)
+
 StanceTarget = Literal["article", "parent"]
 
 STANCE_DESCRIPTIONS: Final[dict[str, str]] = {

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import transformers
@@ -44,8 +45,15 @@ from transformers.utils import ModelOutput
 
 from classifier import __version__
 from classifier.encoding import InputEncoder
-from classifier.labels import STANCE_LABELS, TOXICITY_LABELS, check_labels
+from classifier.labels import (
+    CONSTRUCTIVE_LABELS,
+    SPAN_LABELS,
+    STANCE_LABELS,
+    TOXICITY_LABELS,
+    check_labels,
+)
 from classifier.runtime import CONFIG_FILE, DEFAULT_ENCODER, DEFAULT_STANCE_HEAD, resolve_encoder
+from classifier.spans import char_values, token_targets
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +201,12 @@ class ModelConfig:
             comments; a stance class it lacks (``unrelated`` when only RumourEval
             trains it) comes from the first head that has it (see
             :meth:`ThreadguardModel.forward`).
+        span_labels: the toxic-span labels a token head learns (a subset of
+            :data:`~classifier.labels.SPAN_LABELS` holding ``toxicity``), read from the
+            comment's tokens of the toxicity pass; empty: no span head.
+        constructive_labels: constructiveness and its characteristics (a subset of
+            :data:`~classifier.labels.CONSTRUCTIVE_LABELS`), a sigmoid head beside
+            the toxicity head on the same pooled comment; empty: no such head.
     """
 
     encoder: str = DEFAULT_ENCODER
@@ -206,6 +220,8 @@ class ModelConfig:
     dropout: float = 0.1
     lora: LoraSettings | None = None
     stance_heads: tuple[StanceHead, ...] = ()
+    span_labels: tuple[str, ...] = ()
+    constructive_labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.encoder, str) or not self.encoder:
@@ -216,6 +232,19 @@ class ModelConfig:
         object.__setattr__(
             self, "toxicity_labels", _canonical(self.toxicity_labels, TOXICITY_LABELS, "toxicity")
         )
+        object.__setattr__(self, "span_labels", _canonical(self.span_labels, SPAN_LABELS, "span"))
+        object.__setattr__(
+            self,
+            "constructive_labels",
+            _canonical(self.constructive_labels, CONSTRUCTIVE_LABELS, "constructive"),
+        )
+        if self.span_labels and "toxicity" not in self.span_labels:
+            raise ValueError(f"span_labels {list(self.span_labels)} must include 'toxicity'")
+        if self.span_labels and (self.toxicity_input != "comment_span" or self.emoji_words):
+            raise ValueError(
+                "span_labels read the comment's own tokens: they need toxicity_input "
+                f"'comment_span' (got {self.toxicity_input!r}) and no emoji_words"
+            )
         if len(self.stance_labels) < 2:
             raise ValueError(f"stance_labels needs at least 2 classes, got {self.stance_labels}")
         if not self.toxicity_labels:
@@ -297,6 +326,11 @@ class ModelConfig:
             del out["stance_heads"]
         if not self.emoji_words:
             del out["emoji_words"]
+        for name in ("span_labels", "constructive_labels"):
+            if getattr(self, name):
+                out[name] = list(getattr(self, name))
+            else:
+                del out[name]
         return out
 
 
@@ -352,6 +386,8 @@ class ThreadguardOutput(ModelOutput):
     stance_logits: torch.Tensor | None = None
     toxicity_logits: torch.Tensor | None = None
     stance_head_logits: torch.Tensor | None = None
+    span_logits: torch.Tensor | None = None
+    constructive_logits: torch.Tensor | None = None
     loss_parts: dict[str, torch.Tensor] | None = None
 
 
@@ -403,8 +439,14 @@ class ThreadguardModel(nn.Module):
             if name not in heads[0].classes and any(name in head.classes for head in heads)
         ]
         self.toxicity_head = nn.Linear(hidden, len(config.toxicity_labels))
+        self.span_head = nn.Linear(hidden, len(config.span_labels)) if config.span_labels else None
+        self.constructive_head = (
+            nn.Linear(hidden, len(config.constructive_labels))
+            if config.constructive_labels
+            else None
+        )
         std = float(getattr(encoder.config, "initializer_range", 0.02))
-        for head in (self.stance_head, self.toxicity_head):
+        for head in self._heads().values():
             nn.init.normal_(head.weight, std=std)
             nn.init.zeros_(head.bias)
         limit = getattr(tokenizer, "model_max_length", None)
@@ -417,6 +459,15 @@ class ThreadguardModel(nn.Module):
             comment_only=config.toxicity_input == "comment",
             emoji_words=config.emoji_words,
         )
+
+    def _heads(self) -> dict[str, nn.Linear]:
+        """The model's heads by the prefix their tensors are saved under."""
+        heads = {"stance_head": self.stance_head, "toxicity_head": self.toxicity_head}
+        if self.span_head is not None:
+            heads["span_head"] = self.span_head
+        if self.constructive_head is not None:
+            heads["constructive_head"] = self.constructive_head
+        return heads
 
     # ----------------------------------------------------------------- construction
 
@@ -460,8 +511,8 @@ class ThreadguardModel(nn.Module):
             raise ValueError(f"{path}: unknown save mode {meta['save_mode']!r}")
         model = cls(config, encoder, tokenizer)
         heads = load_file(str(path / HEADS_FILE))
-        model.stance_head.load_state_dict(_prefixed(heads, "stance_head."))
-        model.toxicity_head.load_state_dict(_prefixed(heads, "toxicity_head."))
+        for prefix, head in model._heads().items():
+            head.load_state_dict(_prefixed(heads, f"{prefix}."))
         model.training_config = meta.get("training_config")
         model.stance_offsets = meta.get("stance_offsets")
         return model.eval()
@@ -489,9 +540,7 @@ class ThreadguardModel(nn.Module):
 
     def size_info(self) -> dict[str, int]:
         """Parameter counts: total, trainable, encoder, heads."""
-        heads = sum(
-            p.numel() for m in (self.stance_head, self.toxicity_head) for p in m.parameters()
-        )
+        heads = sum(p.numel() for m in self._heads().values() for p in m.parameters())
         return {
             "total": self.num_parameters(),
             "trainable": self.num_parameters(trainable_only=True),
@@ -516,13 +565,34 @@ class ThreadguardModel(nn.Module):
         Usable as a ``DataLoader`` ``collate_fn``; the result can be passed to
         ``forward(**batch)`` directly (then the output carries the loss).
         """
+        texts = [r["text"] for r in rows]
         batch = self.encode(
-            [r.get("target", "") for r in rows],
-            [r.get("context", "") for r in rows],
-            [r["text"] for r in rows],
+            [r.get("target", "") for r in rows], [r.get("context", "") for r in rows], texts
         )
         batch.update(label_tensors(rows, self.stance_labels, self.toxicity_labels, self.config))
+        if self.span_head is not None:
+            batch["span_targets"] = self.span_targets(rows, batch["comment_mask"])
         return batch
+
+    def span_targets(
+        self, rows: Sequence[Mapping[str, Any]], comment_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-token span targets [B, L, K] for encoded ``rows``: each comment token's
+        largest annotated value over its characters, -1 (unknown) on every other token
+        and on every token of a row whose corpus does not annotate spans."""
+        labels = self.config.span_labels
+        out = torch.full((*comment_mask.shape, len(labels)), -1.0)
+        annotated = [i for i, r in enumerate(rows) if r.get("spans")]
+        if not annotated:
+            return out
+        alignment = self.input_encoder.alignment([rows[i]["text"] for i in annotated])
+        for i, (offsets, _) in zip(annotated, alignment, strict=True):
+            text = rows[i]["text"]
+            values = cast(np.ndarray, char_values(rows[i]["spans"], len(text), labels))
+            positions = torch.nonzero(comment_mask[i]).flatten()
+            targets = token_targets(values, offsets[: len(positions)])
+            out[i, positions[: len(targets)]] = torch.from_numpy(targets)
+        return out
 
     # ----------------------------------------------------------------- forward
 
@@ -550,6 +620,8 @@ class ThreadguardModel(nn.Module):
         stance_class_mask: torch.Tensor | None = None,
         toxicity: torch.Tensor | None = None,
         stance_head: torch.Tensor | None = None,
+        span_targets: torch.Tensor | None = None,
+        constructive: torch.Tensor | None = None,
     ) -> ThreadguardOutput:
         """Logits ``stance_logits`` [B, S], ``toxicity_logits`` [B, T] and
         ``stance_head_logits`` [B, H, S] (each head's, its missing classes at -1e4).
@@ -560,7 +632,12 @@ class ThreadguardModel(nn.Module):
         1 - the sum of those borrowed probabilities.
         When ``stance`` and ``toxicity`` labels are passed (as :meth:`collate` does),
         ``loss`` is :func:`compute_loss` with default weights, on the head each row's
-        ``stance_head`` index names (default: the comment output).
+        ``stance_head`` index names (default: the comment output), with the span and
+        constructiveness terms when their targets are passed too.
+
+        With a span head, ``span_logits`` [B, L, K] score every token of the pass (only
+        the comment's tokens mean anything); with a constructiveness head,
+        ``constructive_logits`` [B, C] read the same pooled comment as toxicity.
         """
         hidden = self._run_encoder(input_ids, attention_mask, token_type_ids)
         pooled = _pool(hidden, attention_mask, self.config.pooling)
@@ -590,9 +667,20 @@ class ThreadguardModel(nn.Module):
             toxicity_logits=self.toxicity_head(self.dropout(tox_pooled)),
             stance_head_logits=by_head,
         )
+        if self.span_head is not None:
+            out.span_logits = self.span_head(self.dropout(hidden))
+        if self.constructive_head is not None:
+            out.constructive_logits = self.constructive_head(self.dropout(tox_pooled))
         if stance is not None and toxicity is not None:
             scored = select_heads(out, stance_head)
-            out.loss, out.loss_parts = compute_loss(scored, stance, stance_class_mask, toxicity)
+            out.loss, out.loss_parts = compute_loss(
+                scored,
+                stance,
+                stance_class_mask,
+                toxicity,
+                span_targets=span_targets,
+                constructive=constructive,
+            )
         return out
 
     def _comment_logits(self, by_head: torch.Tensor) -> torch.Tensor:
@@ -691,8 +779,9 @@ class ThreadguardModel(nn.Module):
 
     def _write_heads(self, path: Path) -> None:
         heads = {
-            **{f"stance_head.{k}": v for k, v in self.stance_head.state_dict().items()},
-            **{f"toxicity_head.{k}": v for k, v in self.toxicity_head.state_dict().items()},
+            f"{prefix}.{k}": v
+            for prefix, head in self._heads().items()
+            for k, v in head.state_dict().items()
         }
         save_file(
             {k: v.detach().cpu().contiguous() for k, v in heads.items()}, str(path / HEADS_FILE)
@@ -934,6 +1023,11 @@ def label_tensors(
             if value is not None:
                 toxicity[i, j] = float(value)
     out = {"stance": stance, "stance_class_mask": mask, "toxicity": toxicity}
+    if config is not None and config.constructive_labels:
+        names = config.constructive_labels
+        out["constructive"] = torch.tensor(
+            [[float(row.get(name, -1.0)) for name in names] for row in rows], dtype=torch.float32
+        ).reshape(len(rows), len(names))
     if config is not None and len(config.heads) > 1:
         index_of = {head.name: h for h, head in enumerate(config.heads)}
         out["stance_head"] = torch.tensor(
@@ -954,6 +1048,8 @@ def select_heads(output: ThreadguardOutput, stance_head: torch.Tensor | None) ->
         stance_logits=by_head[rows, stance_head.to(by_head.device).long()],
         toxicity_logits=output.toxicity_logits,
         stance_head_logits=by_head,
+        span_logits=output.span_logits,
+        constructive_logits=output.constructive_logits,
     )
 
 
@@ -968,6 +1064,10 @@ def compute_loss(
     stance_weight: float = 1.0,
     toxicity_weight: float = 1.0,
     stance_example_weights: torch.Tensor | None = None,
+    span_targets: torch.Tensor | None = None,
+    constructive: torch.Tensor | None = None,
+    span_weight: float = 1.0,
+    constructive_weight: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Multi-task loss with masking: unknown labels contribute exactly zero gradient.
 
@@ -980,8 +1080,13 @@ def compute_loss(
     logits against targets in [0, 1] (soft labels allowed), averaged over the
     known (``>= 0``) entries; 0 when none is known.
 
-    Returns ``(stance_weight * stance + toxicity_weight * toxicity, parts)`` with
-    ``parts = {"stance": ..., "toxicity": ...}`` detached.
+    Spans (``span_targets`` [B, L, K] against ``span_logits``) and constructiveness
+    (``constructive`` [B, C] against ``constructive_logits``), when given, are masked
+    binary cross-entropies like toxicity, added with their weights.
+
+    Returns ``(stance_weight * stance + toxicity_weight * toxicity [+ ...], parts)`` with
+    ``parts = {"stance": ..., "toxicity": ...[, "spans": ..., "constructive": ...]}``
+    detached.
     """
     stance_logits = cast(torch.Tensor, outputs.stance_logits)
     toxicity_logits = cast(torch.Tensor, outputs.toxicity_logits)
@@ -1011,19 +1116,38 @@ def compute_loss(
     # Same as F.cross_entropy's weighted mean, but 0 instead of NaN without labels.
     stance_loss = per_example.sum() / denominator.clamp_min(1e-12)
 
-    toxicity = toxicity.to(toxicity_logits)
-    known = toxicity >= 0
     pos_weight = (
         toxicity_pos_weight.to(toxicity_logits) if toxicity_pos_weight is not None else None
     )
-    per_entry = F.binary_cross_entropy_with_logits(
-        toxicity_logits,
-        toxicity.clamp(0.0, 1.0),
-        weight=known.to(toxicity_logits.dtype),
+    toxicity_loss = _masked_bce(toxicity_logits, toxicity, pos_weight)
+    loss = stance_weight * stance_loss + toxicity_weight * toxicity_loss
+    parts = {"stance": stance_loss.detach(), "toxicity": toxicity_loss.detach()}
+    for name, logits, targets, weight in (
+        ("spans", outputs.span_logits, span_targets, span_weight),
+        ("constructive", outputs.constructive_logits, constructive, constructive_weight),
+    ):
+        if targets is None:
+            continue
+        if logits is None:
+            raise ValueError(f"{name} targets were given to a model without a {name} head")
+        part = _masked_bce(logits, targets)
+        loss = loss + weight * part
+        parts[name] = part.detach()
+    return loss, parts
+
+
+def _masked_bce(
+    logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Binary cross-entropy against soft targets in [0, 1], averaged over the known
+    (``>= 0``) entries; 0 when none is known."""
+    targets = targets.to(logits)
+    known = targets >= 0
+    total = F.binary_cross_entropy_with_logits(
+        logits,
+        targets.clamp(0.0, 1.0),
+        weight=known.to(logits.dtype),
         pos_weight=pos_weight,
         reduction="sum",
     )
-    toxicity_loss = per_entry / known.sum().clamp_min(1).to(per_entry.dtype)
-
-    loss = stance_weight * stance_loss + toxicity_weight * toxicity_loss
-    return loss, {"stance": stance_loss.detach(), "toxicity": toxicity_loss.detach()}
+    return total / known.sum().clamp_min(1).to(total.dtype)

@@ -25,12 +25,13 @@ import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, TypedDict, cast, get_args
+from typing import Any, Literal, NamedTuple, NotRequired, TypedDict, cast, get_args
 
 import numpy as np
 
 from classifier import __version__
 from classifier.encoding import EncodedInput, InputEncoder
+from classifier.spans import DEFAULT_SPAN_THRESHOLD, Span, decode_spans
 
 logger = logging.getLogger(__name__)
 
@@ -170,10 +171,35 @@ class StancePrediction(TypedDict):
 
 
 class Prediction(TypedDict):
-    """Prediction for one comment: stance (softmax) and toxicity (independent sigmoids)."""
+    """Prediction for one comment: stance (softmax) and toxicity (independent sigmoids);
+    with a comment model that has those heads, constructiveness (sigmoids, by label) and
+    the toxic spans (character offsets into the comment's text)."""
 
     stance: StancePrediction
     toxicity: dict[str, float]
+    constructive: NotRequired[dict[str, float]]
+    spans: NotRequired[list[Span]]
+
+
+class BatchOutput(NamedTuple):
+    """Probabilities of one batch: stance [B, S], toxicity [B, T], each stance head's
+    [B, H, S]; with those heads, per-token span probabilities [B, L, K] and
+    constructiveness [B, C]."""
+
+    stance: np.ndarray
+    toxicity: np.ndarray
+    by_head: np.ndarray
+    spans: np.ndarray | None = None
+    constructive: np.ndarray | None = None
+
+
+class CommentScores(NamedTuple):
+    """What the comment model gives for texts read alone and whole (see
+    :meth:`BatchPredictor.comment_scores`)."""
+
+    toxicity: np.ndarray
+    constructive: np.ndarray | None
+    spans: list[list[Span]] | None
 
 
 # --------------------------------------------------------------------------- backends
@@ -287,6 +313,14 @@ class BatchPredictor:
     #: per toxicity label, the Platt scaling (a, b) of the logit fitted on news-comment
     #: dev data: p = sigmoid(a * logit + b); labels not named are left as the head gives them
     calibration: dict[str, tuple[float, float]] | None = None
+    #: the span head's labels (empty: none), and the ``toxicity`` probability from which a
+    #: word is in a span (tuned on ToxicSpans dev by ``threadguard calibrate``)
+    span_labels: tuple[str, ...] = ()
+    span_threshold: float = DEFAULT_SPAN_THRESHOLD
+    #: the constructiveness head's labels (empty: none)
+    constructive_labels: tuple[str, ...] = ()
+    #: decode toxic spans (``threadguard score --no-spans`` turns it off)
+    with_spans: bool = True
 
     def __init__(
         self, *, batch_size: int = 32, max_batch_tokens: int | None = None, chunk_size: int = 4096
@@ -309,7 +343,9 @@ class BatchPredictor:
         for no target) and ``context`` (e.g. the article title or the thread's
         source post).
         """
-        stance, toxicity = self.predict_arrays(items)
+        items = list(items)
+        extras: list[CommentScores] = []
+        stance, toxicity = self._predict(items, None, extras)
         out: list[Prediction] = []
         for s, t in zip(stance.tolist(), toxicity.tolist(), strict=True):
             scores = dict(zip(self.stance_labels, s, strict=True))
@@ -319,6 +355,16 @@ class BatchPredictor:
                     "toxicity": dict(zip(self.toxicity_labels, t, strict=True)),
                 }
             )
+        start = 0
+        labels = self.comment_model.constructive_labels if self.comment_model else ()
+        for found in extras:
+            for i in range(len(found.toxicity)):
+                if found.constructive is not None:
+                    row = found.constructive[i].tolist()
+                    out[start + i]["constructive"] = dict(zip(labels, row, strict=True))
+                if found.spans is not None:
+                    out[start + i]["spans"] = found.spans[i]
+            start += len(found.toxicity)
         return out
 
     __call__ = predict
@@ -331,17 +377,75 @@ class BatchPredictor:
         self.model_version = f"{self.model_version}+{comment.model_version.rsplit('-', 1)[-1]}"
 
     def toxicity_of_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Toxicity probabilities [N, T] of each text read alone and whole: the maximum
-        over its windows (:meth:`InputEncoder.windows`), then :attr:`calibration`."""
+        """Toxicity probabilities [N, T] of each text read alone and whole (see
+        :meth:`comment_scores`)."""
+        return self.comment_scores(texts, spans=False).toxicity
+
+    def comment_scores(self, texts: Sequence[str], spans: bool = True) -> CommentScores:
+        """Scores of each text read alone and whole, in windows (:meth:`InputEncoder.windows`):
+        toxicity [N, T] (the maximum over windows, then :attr:`calibration`),
+        constructiveness [N, C] (the maximum over windows) when the model has that head,
+        and with ``spans`` (and :attr:`with_spans`) each text's toxic spans, from every
+        token's highest span probability over the windows that read it."""
+        texts = list(texts)
         windows = self.input_encoder.windows(texts, WINDOW_OVERLAP)
         owners = np.fromiter((i for i, _ in windows), dtype=np.int64, count=len(windows))
         encoded = [w for _, w in windows]
         probs = np.zeros((len(encoded), len(self.toxicity_labels)), dtype=np.float32)
+        constructive = (
+            np.zeros((len(encoded), len(self.constructive_labels)), dtype=np.float32)
+            if self.constructive_labels
+            else None
+        )
+        want_spans = spans and self.with_spans and bool(self.span_labels)
+        # per window: the span probabilities of its comment tokens, in order
+        token_probs: list[np.ndarray] = [np.empty(0)] * len(encoded)
         for indices in self._batches(encoded):
-            _, probs[indices], _ = self._run_batch([encoded[i] for i in indices])
+            found = self._run_batch([encoded[i] for i in indices])
+            probs[indices] = found.toxicity
+            if constructive is not None and found.constructive is not None:
+                constructive[indices] = found.constructive
+            if want_spans and found.spans is not None:
+                for row, i in enumerate(indices):
+                    mask = np.asarray(encoded[i].comment_mask, dtype=bool)
+                    # padding is on one side only: the window's tokens are a contiguous run
+                    width = len(encoded[i].comment_mask)
+                    window = found.spans[row]
+                    own = (
+                        window[:width]
+                        if self.input_encoder.padding_side != "left"
+                        else window[-width:]
+                    )
+                    token_probs[i] = own[mask]
         out = np.zeros((len(texts), len(self.toxicity_labels)), dtype=np.float32)
         np.maximum.at(out, owners, probs)
-        return self.calibrate(out)
+        by_text = None
+        if constructive is not None:
+            by_text = np.zeros((len(texts), constructive.shape[1]), dtype=np.float32)
+            np.maximum.at(by_text, owners, constructive)
+        found_spans = self._decode_spans(texts, owners, token_probs) if want_spans else None
+        return CommentScores(self.calibrate(out), by_text, found_spans)
+
+    def _decode_spans(
+        self, texts: Sequence[str], owners: np.ndarray, token_probs: Sequence[np.ndarray]
+    ) -> list[list[Span]]:
+        step = self.input_encoder.window_step(WINDOW_OVERLAP)
+        alignment = self.input_encoder.alignment(texts)
+        per_text = [
+            np.zeros((len(offsets), len(self.span_labels)), dtype=np.float32)
+            for offsets, _ in alignment
+        ]
+        seen = np.zeros(len(texts), dtype=np.int64)  # windows of each text so far
+        for window, owner in enumerate(owners.tolist()):
+            start = int(seen[owner]) * step
+            seen[owner] += 1
+            window_probs = token_probs[window]
+            target = per_text[owner][start : start + len(window_probs)]
+            np.maximum(target, window_probs[: len(target)], out=target)
+        return [
+            decode_spans(offsets, word_ids, probs, self.span_labels, self.span_threshold)
+            for (offsets, word_ids), probs in zip(alignment, per_text, strict=True)
+        ]
 
     def calibrate(self, probs: np.ndarray) -> np.ndarray:
         """Apply :attr:`calibration` to toxicity probabilities [N, T] (``probs`` itself
@@ -382,6 +486,13 @@ class BatchPredictor:
         :attr:`reply_offsets` has them applied here to the comment head's classes of
         every reply (:func:`is_reply`), in the comment output and the comment head's.
         """
+        return self._predict(list(items), stance_head, None)
+
+    def _predict(
+        self, items: list[Any], stance_head: str | None, extras: list[CommentScores] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict_arrays`; with ``extras``, the comment model's scores of each chunk
+        are appended to it (its spans too)."""
         head: int | None = None
         if stance_head is not None:
             if stance_head not in self.stance_heads:
@@ -389,7 +500,6 @@ class BatchPredictor:
                     f"no stance head {stance_head!r}; this model has {list(self.stance_heads)}"
                 )
             head = list(self.stance_heads).index(stance_head)
-        items = list(items)
         stance = np.zeros((len(items), len(self.stance_labels)), dtype=np.float32)
         toxicity = np.zeros((len(items), len(self.toxicity_labels)), dtype=np.float32)
         for start in range(0, len(items), self.chunk_size):
@@ -397,13 +507,16 @@ class BatchPredictor:
             encoded = self._encode(chunk)
             for indices in self._batches(encoded):
                 rows = [start + i for i in indices]
-                comment, own_toxicity, by_head = self._run_batch([encoded[i] for i in indices])
-                stance[rows] = comment if head is None else by_head[:, head]
+                found = self._run_batch([encoded[i] for i in indices])
+                stance[rows] = found.stance if head is None else found.by_head[:, head]
                 if self.comment_model is None:
-                    toxicity[rows] = self.calibrate(own_toxicity)
+                    toxicity[rows] = self.calibrate(found.toxicity)
             if self.comment_model is not None:
                 texts = [_field(i, "text") for i in chunk]
-                toxicity[start : start + len(chunk)] = self.comment_model.toxicity_of_texts(texts)
+                scores = self.comment_model.comment_scores(texts, spans=extras is not None)
+                toxicity[start : start + len(chunk)] = scores.toxicity
+                if extras is not None:
+                    extras.append(scores)
             if self.reply_offsets is not None and stance_head in (None, self.comment_head):
                 replies = start + np.flatnonzero(reply_mask(chunk))
                 classes = self.stance_heads[self.comment_head].classes
@@ -441,12 +554,22 @@ class BatchPredictor:
             batches.append(current)
         return batches
 
-    def _run_batch(
-        self, encoded: Sequence[EncodedInput]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Probabilities of one batch: stance [B, S], toxicity [B, T], each head's stance
-        [B, H, S]."""
+    def _run_batch(self, encoded: Sequence[EncodedInput]) -> BatchOutput:
+        """Probabilities of one batch (:class:`BatchOutput`)."""
         raise NotImplementedError
+
+
+def probabilities(logits: Mapping[str, np.ndarray]) -> BatchOutput:
+    """A batch's probabilities from its logits by output name (float32 numpy)."""
+    spans = logits.get("span_logits")
+    constructive = logits.get("constructive_logits")
+    return BatchOutput(
+        softmax(logits["stance_logits"]),
+        sigmoid(logits["toxicity_logits"]),
+        softmax(logits["stance_head_logits"]),
+        sigmoid(spans) if spans is not None else None,
+        sigmoid(constructive) if constructive is not None else None,
+    )
 
 
 def _value(item: Any, name: str) -> Any:
@@ -506,13 +629,15 @@ class OnnxSession:
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self.names = [i.name for i in self.session.get_inputs()]
+        self.outputs = [o.name for o in self.session.get_outputs()]
 
-    def run(self, batch: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(stance logits, toxicity logits, each head's stance logits) of a collated batch
-        (numpy arrays or tensors)."""
+    def run(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Logits by output name (``stance_logits``, ``toxicity_logits``,
+        ``stance_head_logits`` and, with those heads, ``span_logits`` and
+        ``constructive_logits``) of a collated batch (numpy arrays or tensors)."""
         feed = {name: np.asarray(batch[name]) for name in self.names}
-        stance, toxicity, by_head = self.session.run(None, feed)
-        return np.asarray(stance), np.asarray(toxicity), np.asarray(by_head)
+        found = self.session.run(None, feed)
+        return {name: np.asarray(a) for name, a in zip(self.outputs, found, strict=True)}
 
 
 def _hash_files(digest: Any, folder: Path, names: Iterable[str]) -> None:
@@ -565,11 +690,15 @@ class OnnxPredictor(BatchPredictor):
         batch_size: int = 32,
         max_batch_tokens: int | None = None,
         chunk_size: int = 4096,
+        span_labels: Sequence[str] = (),
+        constructive_labels: Sequence[str] = (),
     ) -> None:
         super().__init__(
             batch_size=batch_size, max_batch_tokens=max_batch_tokens, chunk_size=chunk_size
         )
         self.session = session
+        self.span_labels = tuple(span_labels)
+        self.constructive_labels = tuple(constructive_labels)
         self._encoder = encoder
         self.stance_labels = tuple(stance_labels)
         self.toxicity_labels = tuple(toxicity_labels)
@@ -637,22 +766,16 @@ class OnnxPredictor(BatchPredictor):
             ),
             model_version=f"{name}-{entry['version_digest']}",
             backend=cast(Backend, backend),
+            span_labels=model_config.get("span_labels", ()),
+            constructive_labels=model_config.get("constructive_labels", ()),
             batch_size=batch_size,
             max_batch_tokens=max_batch_tokens,
             chunk_size=chunk_size,
         )
 
-    def _run_batch(
-        self, encoded: Sequence[EncodedInput]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        stance, toxicity, by_head = self.session.run(
-            self._encoder.collate(encoded, return_tensors="np")
-        )
-        return (
-            softmax(stance.astype(np.float32)),
-            sigmoid(toxicity.astype(np.float32)),
-            softmax(by_head.astype(np.float32)),
-        )
+    def _run_batch(self, encoded: Sequence[EncodedInput]) -> BatchOutput:
+        found = self.session.run(self._encoder.collate(encoded, return_tensors="np"))
+        return probabilities({k: v.astype(np.float32) for k, v in found.items()})
 
 
 def _cached_export(
@@ -820,6 +943,8 @@ def _load_one(
             model_version=compute_model_version(model, path),
         )
     predictor.calibration = calibration_of(folder)
+    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    predictor.span_threshold = float(config.get("span_threshold", DEFAULT_SPAN_THRESHOLD))
     return predictor
 
 
@@ -830,7 +955,9 @@ __all__ = [
     "SERVING_BACKEND",
     "Backend",
     "BackendUnavailableError",
+    "BatchOutput",
     "BatchPredictor",
+    "CommentScores",
     "HeadSpec",
     "NoDefaultModelError",
     "OnnxPredictor",

@@ -109,6 +109,8 @@ class TrainConfig:
     class_weighting: ClassWeighting = "sqrt"
     stance_weight: float = 1.0
     toxicity_weight: float = 1.0
+    span_weight: float = 1.0  # the toxic-span loss (model.span_labels)
+    constructive_weight: float = 1.0  # the constructiveness loss (model.constructive_labels)
     length_grouping: bool = True
     eval_every: int = 200
     eval_max_examples: int | None = 2000
@@ -138,7 +140,13 @@ class TrainConfig:
 
         for name in ("batch_size", "eval_batch_size", "grad_accumulation", "eval_every"):
             positive(name)
-        for name in ("learning_rate", "epochs", "max_grad_norm"):
+        for name in (
+            "learning_rate",
+            "epochs",
+            "max_grad_norm",
+            "span_weight",
+            "constructive_weight",
+        ):
             positive(name, integer=False)
         if self.max_steps is not None:
             positive("max_steps")

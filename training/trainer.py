@@ -16,7 +16,7 @@ import logging
 import math
 import random
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -143,13 +143,27 @@ def learned_labels(train: datasets.Dataset) -> tuple[tuple[str, ...], tuple[str,
     """The stance classes and toxicity labels the training data actually annotates."""
     stance = {name for classes in train["stance_classes"] for name in classes}
     stance |= {STANCE_LABELS[i] for i in train["stance"] if i >= 0}
-    toxicity = []
-    for name in TOXICITY_LABELS:
+    return tuple(n for n in STANCE_LABELS if n in stance), _both_kinds(train, TOXICITY_LABELS)
+
+
+def _both_kinds(train: datasets.Dataset, names: Sequence[str]) -> tuple[str, ...]:
+    """The label columns of ``names`` with both positive and negative examples in
+    ``train``: all-negative data teaches nothing to score."""
+    found = []
+    for name in names:
         values = np.asarray(train[name], dtype=np.float32)
-        # learned only with both kinds of example: all-negative data teaches nothing to score
         if (values >= 0.5).any() and ((values >= 0) & (values < 0.5)).any():
-            toxicity.append(name)
-    return tuple(n for n in STANCE_LABELS if n in stance), tuple(toxicity)
+            found.append(name)
+    return tuple(found)
+
+
+def learned_span_labels(train: datasets.Dataset, asked: Sequence[str]) -> tuple[str, ...]:
+    """The span labels of ``asked`` that some training row marks with a share >= 0.5."""
+    found: set[str] = set()
+    for spans in train["spans"]:
+        if spans:
+            found.update(label for _, _, label, value in json.loads(spans) if value >= 0.5)
+    return tuple(n for n in asked if n in found)
 
 
 def head_classes(
@@ -429,13 +443,37 @@ def train(
     heads = config.model.stance_heads
     if heads:
         heads = head_classes(train_data, config.model, stance_labels)
+    span_labels = learned_span_labels(train_data, config.model.span_labels)
+    if span_labels and "toxicity" not in span_labels:
+        span_labels = ()
+    constructive_labels = tuple(
+        n
+        for n in _both_kinds(train_data, config.model.constructive_labels)
+        if n in config.model.constructive_labels
+    )
+    for kind, asked, found in (
+        ("span", config.model.span_labels, span_labels),
+        ("constructive", config.model.constructive_labels, constructive_labels),
+    ):
+        if set(asked) - set(found):
+            logger.warning(
+                "no training data for %s labels %s", kind, sorted(set(asked) - set(found))
+            )
     model_config = replace(
         config.model,
         stance_labels=stance_labels,
         toxicity_labels=toxicity_labels,
         stance_heads=heads,
+        span_labels=span_labels,
+        constructive_labels=constructive_labels,
     )
-    logger.info("labels learned: stance %s, toxicity %s", stance_labels, toxicity_labels)
+    logger.info(
+        "labels learned: stance %s, toxicity %s, spans %s, constructive %s",
+        stance_labels,
+        toxicity_labels,
+        span_labels,
+        constructive_labels,
+    )
 
     model = ThreadguardModel.from_encoder(model_config)
     if model_config.lora is not None:
@@ -456,7 +494,7 @@ def train(
         {entry.name: entry.stance_loss_weight for entry in config.corpora},
     )
 
-    head_params = [*model.stance_head.parameters(), *model.toxicity_head.parameters()]
+    head_params = [p for head in model._heads().values() for p in head.parameters()]
     head_ids = {id(p) for p in head_params}
     encoder_params = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
     optimizer = torch.optim.AdamW(
@@ -537,12 +575,14 @@ def train(
     try:
         while step < total_steps and not stop:
             optimizer.zero_grad(set_to_none=True)
-            parts: dict[str, float] = {"loss": 0.0, "stance": 0.0, "toxicity": 0.0}
+            parts: dict[str, float] = defaultdict(float)
             for _ in range(config.grad_accumulation):
                 indices = next(feed)
                 rows = _rows(train_data, indices)
                 batch = model.collate(rows).to(device)
                 labels = {k: batch.pop(k) for k in ("stance", "stance_class_mask", "toxicity")}
+                span_targets = batch.pop("span_targets", None)
+                constructive = batch.pop("constructive", None)
                 heads = batch.pop("stance_head", None)
                 output = select_heads(model(**batch), heads)
                 loss, loss_parts = compute_loss(
@@ -559,6 +599,10 @@ def train(
                         if example_w is not None
                         else None
                     ),
+                    span_targets=span_targets,
+                    constructive=constructive,
+                    span_weight=config.span_weight,
+                    constructive_weight=config.constructive_weight,
                 )
                 (loss / config.grad_accumulation).backward()
                 for key, part in loss_parts.items():
@@ -579,7 +623,12 @@ def train(
                 metrics = evaluate_dev(
                     scored, corpora, config.eval_batch_size, config.dev_score_corpora
                 )
-                record = {"step": step, "loss": parts["loss"], "examples_per_s": rate, **metrics}
+                record = {
+                    "step": step,
+                    **{f"loss/{k}" if k != "loss" else k: v for k, v in parts.items()},
+                    "examples_per_s": rate,
+                    **metrics,
+                }
                 history.append(record)
                 log.write(json.dumps(record) + "\n")
                 log.flush()

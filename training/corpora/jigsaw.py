@@ -5,10 +5,12 @@ Jigsaw 2018 Toxic Comment Classification, Civil Comments (Jigsaw 2019).
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import datasets
+import numpy as np
 
 from training.corpora._common import (
     HUB_SPLITS,
@@ -109,6 +111,39 @@ def _tsd_splits(folder: Path, out: Collector) -> dict[str, str]:
     return by_text
 
 
+def span_runs(
+    text_length: int, spans: list[ToxicSpan], annotators: int
+) -> list[tuple[int, int, str, float]]:
+    """Per-character annotator shares as ``(start, end, label, share)`` runs: for
+    ``toxicity`` the share of the comment's ``annotators`` who put the character in any
+    span, for each typed label the share who put it in a span of that type. Spans are
+    cut at the text's end (a few in the release run past it)."""
+    labels = ["toxicity", *sorted({t for t in SPAN_TYPES.values() if t})]
+    counts = np.zeros((text_length, len(labels)), dtype=np.int32)
+    by_annotation: dict[str, list[ToxicSpan]] = defaultdict(list)
+    for span in spans:
+        by_annotation[span.annotation].append(span)
+    for marked in by_annotation.values():
+        seen = np.zeros((text_length, len(labels)), dtype=bool)  # one vote per annotator
+        for span in marked:
+            end = min(span.end, text_length)
+            if span.start >= end:
+                continue
+            seen[span.start : end, 0] = True
+            label = SPAN_TYPES.get(span.type)
+            if label:
+                seen[span.start : end, labels.index(label)] = True
+        counts += seen
+    runs = []
+    for k, label in enumerate(labels):
+        column = counts[:, k]
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], column, [0]])))
+        for start, end in pairwise(edges.tolist()):
+            if column[start] > 0:
+                runs.append((int(start), int(end), label, min(1.0, column[start] / annotators)))
+    return runs
+
+
 def load_toxic_spans(folder: Path, out: Collector) -> None:
     """Comment-level soft labels from the raw ToxicSpans judgements.
 
@@ -118,8 +153,9 @@ def load_toxic_spans(folder: Path, out: Collector) -> None:
     tsd_{train,trial,test}.csv follow those files (trial → dev); the others (mostly
     comments judged not toxic, which the task files leave out) are split 80/10/10
     by a seeded hash of the text, so duplicate texts stay together. The text is
-    kept byte-for-byte (no unescaping), so span offsets stay valid; the spans
-    themselves come from :func:`training.corpora.load_toxic_spans_spans`.
+    kept byte-for-byte (no unescaping), so span offsets stay valid. ``spans`` holds
+    the annotators' shares per character (:func:`span_runs`); each annotator's own
+    spans come from :func:`training.corpora.load_toxic_spans_spans`.
     """
     comments, judgements, spans = read_toxic_spans(folder, out)
     tsd = _tsd_splits(folder, out)
@@ -137,7 +173,8 @@ def load_toxic_spans(folder: Path, out: Collector) -> None:
                 }
                 labels[label] = len(marked) / len(votes)
             split = tsd.get(text) or hash_split(text, salt=out.corpus)
-            out.add(id=comment_id, split=split, text=text, toxicity=labels)
+            runs = span_runs(len(text), spans.get(comment_id, []), len(votes))
+            out.add(id=comment_id, split=split, text=text, toxicity=labels, spans=runs)
 
 
 # --------------------------------------------------------------------------- Jigsaw 2018

@@ -17,6 +17,7 @@ from typing import Any
 
 import datasets
 
+from classifier.labels import CONSTRUCTIVE_LABELS
 from training.corpora._common import (
     HUB_SPLITS,
     TWEETEVAL_PARTS,
@@ -400,6 +401,24 @@ def c3_labels(
     return {"toxicity": min(1.0, (level - 1.0) / 2.0), "insult": attack}
 
 
+def c3_constructive(
+    share: str, votes: dict[str, float], judgements: float
+) -> dict[str, float] | None:
+    """Constructiveness labels for one C3 comment: ``constructive``, the share of raters
+    who judged it constructive (C3's ``constructive``; ``constructive_binary`` is it
+    > 0.5), and each characteristic of :data:`~classifier.labels.CONSTRUCTIVE_LABELS`,
+    the share of raters who named it. None when the comment was not rated."""
+    if not share.strip() or judgements <= 0:
+        return None
+    value = parse_float(share, "constructive")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"constructive {value!r} is not in [0, 1]")
+    out = {"constructive": value}
+    for name in CONSTRUCTIVE_LABELS[1:]:
+        out[name] = min(1.0, votes.get(name, 0.0) / judgements)
+    return out
+
+
 def load_c3(folder: Path, out: Collector) -> None:
     """C3, the Constructive Comments Corpus: Globe and Mail comments with crowd toxicity
     ratings. C3 has no official split: a seeded hash of ``article_id`` puts each article's
@@ -414,10 +433,16 @@ def load_c3(folder: Path, out: Collector) -> None:
             level = parse_float(rec["crowd_toxicity_level"], "crowd_toxicity_level")
             judgements = parse_float(rec.get("njudgements_toxicity_expt") or "0", "judgements")
             votes = c3_votes(rec.get("toxicity_characteristics") or "")
+            constructive = c3_constructive(
+                rec.get("constructive") or "",
+                c3_votes(rec.get("constructive_characteristics") or ""),
+                parse_float(rec.get("njudgements_constructiveness_expt") or "0", "judgements"),
+            )
             out.add(
                 id=rec["comment_counter"].strip(),
                 split=hash_split(article, dev=C3_DEV, test=C3_TEST, salt="c3"),
                 group=article,
                 text=rec["comment_text"].strip(),
                 toxicity=c3_labels(level, votes, judgements),
+                constructive=constructive,
             )
