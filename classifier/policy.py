@@ -13,6 +13,15 @@ threshold. The decision for a comment is the strictest triggered action
 (``reject`` > ``review``), else ``approve``. Labels the policy does not name
 never change the decision; their scores are still reported.
 
+The other half of moderation: an optional ``feature`` rule names a
+constructiveness label (:data:`~classifier.labels.CONSTRUCTIVE_LABELS`) and a
+threshold. A comment that no toxicity rule holds back and whose score for that
+label reaches the threshold is ``feature``: worth showing first::
+
+    feature: {label: constructive, threshold: 0.8}
+
+With a model that gives no constructiveness scores the feature rule never fires.
+
 The thresholds file written by ``threadguard evaluate --calibrate`` has this
 same shape, so it loads directly: extra keys inside a label (``precision``,
 ``recall``, ``held_fraction``, ...) are accepted and ignored. Unknown
@@ -35,21 +44,21 @@ from typing import Any, Final, Literal, get_args
 
 import yaml
 
-from classifier.labels import TOXICITY_LABELS
+from classifier.labels import CONSTRUCTIVE_LABELS, TOXICITY_LABELS
 
 logger = logging.getLogger(__name__)
 
 Action = Literal["review", "reject"]
-DecisionName = Literal["approve", "review", "reject"]
+DecisionName = Literal["feature", "approve", "review", "reject"]
 
 #: Actions a rule may trigger, mildest first.
 ACTIONS: Final[tuple[str, ...]] = get_args(Action)
-#: Possible decisions, mildest first.
+#: Possible decisions, mildest first (``feature``: approved and worth showing first).
 DECISIONS: Final[tuple[str, ...]] = get_args(DecisionName)
 _SEVERITY: Final[dict[str, int]] = {name: i for i, name in enumerate(DECISIONS)}
 
 #: The top-level keys a policy file may have.
-POLICY_KEYS: Final[frozenset[str]] = frozenset({"labels"})
+POLICY_KEYS: Final[frozenset[str]] = frozenset({"labels", "feature"})
 
 #: The default policy, the same as ``configs/moderation.yaml`` (a test keeps them equal), made
 #: for the shipped model: that file says where each threshold comes from.
@@ -61,7 +70,8 @@ DEFAULT_POLICY: Final[dict[str, Any]] = {
         "obscene": {"threshold": 0.5, "action": "review"},
         "threat": {"threshold": 0.5, "action": "review"},
         "spam": {"threshold": 0.8, "action": "reject"},
-    }
+    },
+    "feature": {"label": "constructive", "threshold": 0.8},
 }
 
 
@@ -99,13 +109,53 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class FeatureRule:
+    """A comment nothing holds back is featured when its ``label`` score is ``>= threshold``."""
+
+    label: str = "constructive"
+    threshold: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.label not in CONSTRUCTIVE_LABELS:
+            raise ValueError(
+                f"unknown feature label {self.label!r}; known: {list(CONSTRUCTIVE_LABELS)}"
+            )
+        threshold = self.threshold
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not math.isfinite(threshold)
+            or not 0.0 <= threshold <= 1.0
+        ):
+            raise ValueError(
+                f"feature threshold {threshold!r} for {self.label!r} must be a number in [0, 1]"
+            )
+        object.__setattr__(self, "threshold", float(threshold))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> FeatureRule:
+        if not isinstance(data, Mapping):
+            raise ValueError(f"'feature' must map to {{label, threshold}}, got {data!r}")
+        unknown = sorted(set(map(str, data)) - {"label", "threshold"})
+        if unknown:
+            raise ValueError(f"unknown feature key(s) {unknown}; known: ['label', 'threshold']")
+        if "threshold" not in data:
+            raise ValueError("'feature' has no 'threshold'")
+        return cls(str(data.get("label", "constructive")), data["threshold"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "threshold": self.threshold}
+
+
+@dataclass(frozen=True)
 class Reason:
-    """A rule that triggered: the label, its score, the threshold and the action."""
+    """A rule that triggered: the label, its score, the threshold and the action
+    (``review``/``reject`` for a toxicity rule, ``feature`` for the feature rule)."""
 
     label: str
     score: float
     threshold: float
-    action: Action
+    action: Action | Literal["feature"]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,6 +204,7 @@ class Policy:
 
     rules: tuple[Rule, ...] = ()
     source: str = "<dict>"
+    feature: FeatureRule | None = None
 
     def __post_init__(self) -> None:
         labels = [r.label for r in self.rules]
@@ -222,11 +273,15 @@ class Policy:
             rules.append(Rule(str(label), spec["threshold"], spec["action"]))
         if not rules:
             logger.warning("the policy %s has no rules: every comment will be approved", source)
-        return cls(tuple(rules), source)
+        feature = FeatureRule.from_dict(data["feature"]) if data.get("feature") else None
+        return cls(tuple(rules), source, feature)
 
     def to_dict(self) -> dict[str, Any]:
         """The policy file's content, inverse of :meth:`from_dict`."""
-        return {"labels": {r.label: r.to_dict() for r in self.rules}}
+        out: dict[str, Any] = {"labels": {r.label: r.to_dict() for r in self.rules}}
+        if self.feature is not None:
+            out["feature"] = self.feature.to_dict()
+        return out
 
     # ------------------------------------------------------------------ use
 
@@ -267,6 +322,13 @@ class Policy:
                 reasons.append(Reason(rule.label, score, rule.threshold, rule.action))
         reasons.sort(key=lambda r: (-_SEVERITY[r.action], -r.score, r.label))
         decision: DecisionName = reasons[0].action if reasons else "approve"
+        constructive = prediction.get("constructive") or {}
+        feature = self.feature
+        if not reasons and feature is not None and feature.label in constructive:
+            score = float(constructive[feature.label])
+            if score >= feature.threshold:
+                decision = "feature"
+                reasons.append(Reason(feature.label, score, feature.threshold, "feature"))
         stance = prediction.get("stance") or {}
         return Decision(
             decision=decision,

@@ -71,6 +71,7 @@ class ScoreActor:
         num_threads: int,
         cache_dir: str | None = None,
         fault_marker: str | None = None,
+        spans: bool = True,
     ) -> None:
         from classifier.runtime import load_predictor
 
@@ -81,6 +82,7 @@ class ScoreActor:
             num_threads=num_threads,
             cache_dir=cache_dir,
         )
+        self.predictor.set_spans(spans)
         self.calls = 0
         #: for the fault-tolerance test: the second batch an actor gets kills its process,
         #: once (the marker file says it happened), so that Ray has to restart and retry
@@ -164,6 +166,7 @@ def score_with_ray(
     cpus_per_worker: int = 1,
     fault_marker: str | None = None,
     progress: bool = False,
+    spans: bool = True,
 ) -> ScoreSummary:
     """Score every comment in ``paths`` on Ray into the folder ``output`` (see the module doc).
 
@@ -197,6 +200,7 @@ def score_with_ray(
         "num_threads": cpus_per_worker,
         "cache_dir": str(default_cache_dir()) if os.environ.get(CACHE_ENV) else None,
         "fault_marker": fault_marker,
+        "spans": spans,
     }
     summary = ScoreSummary()
     started = time.perf_counter()

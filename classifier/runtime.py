@@ -376,6 +376,12 @@ class BatchPredictor:
         self.toxicity_labels = comment.toxicity_labels
         self.model_version = f"{self.model_version}+{comment.model_version.rsplit('-', 1)[-1]}"
 
+    def set_spans(self, on: bool) -> None:
+        """Decode toxic spans (the default) or not, in this model and its comment model."""
+        self.with_spans = on
+        if self.comment_model is not None:
+            self.comment_model.with_spans = on
+
     def toxicity_of_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Toxicity probabilities [N, T] of each text read alone and whole (see
         :meth:`comment_scores`)."""

@@ -9,20 +9,24 @@ the input: at most one chunk of comments (and the thread being read) is held.
 A row carries the comment's ids, author and text, its ``stance`` toward its
 target (``label``, ``scores`` for every stance class the model has, and
 ``target``: ``"article"`` or ``"parent"``), its ``toxicity`` scores by label
-name, and the model's name and version; with a moderation policy, also the
-``decision`` and its ``reasons``.
+name, and the model's name and version; with a comment model that has those
+heads, its ``constructive`` scores by label and its toxic ``spans`` (character
+offsets into ``text``, each with its label and score); with a moderation
+policy, also the ``decision`` and its ``reasons``.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from tqdm.auto import tqdm
 
@@ -38,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 #: Comments scored together; the predictor batches within it by length.
 CHUNK_COMMENTS = 512
+
+#: How ``threadguard score --sort`` orders each thread's rows: as read, or most
+#: constructive first.
+SortOrder = Literal["input", "constructive"]
 
 
 @dataclass(frozen=True)
@@ -102,13 +110,41 @@ def score_row(
         "text": comment.text,
         "stance": {**prediction["stance"], "target": target},
         "toxicity": prediction["toxicity"],
-        "model": model.to_dict(),
     }
+    if "constructive" in prediction:
+        row["constructive"] = prediction["constructive"]
+    if "spans" in prediction:
+        row["spans"] = prediction["spans"]
+    row["model"] = model.to_dict()
     if policy is not None:
         decision = policy.decide(prediction)
         row["decision"] = decision.decision
         row["reasons"] = [r.to_dict() for r in decision.reasons]
     return row
+
+
+def sort_rows(
+    rows: Iterable[dict[str, Any] | ErrorRecord], order: SortOrder
+) -> Iterator[dict[str, Any] | ErrorRecord]:
+    """``rows`` with each thread's rows (consecutive, as :func:`score_items` gives them)
+    in ``order``: ``constructive`` puts the highest ``constructive`` score first (ties
+    and rows without one keep their input order). Holds one thread at a time."""
+    if order == "input":
+        yield from rows
+        return
+
+    def key(row: dict[str, Any]) -> float:
+        return -float((row.get("constructive") or {}).get("constructive", -1.0))
+
+    def thread_of(row: dict[str, Any] | ErrorRecord) -> object:
+        return row if isinstance(row, ErrorRecord) else row["thread_id"]
+
+    for _, group in itertools.groupby(rows, key=thread_of):
+        batch = list(group)
+        if isinstance(batch[0], ErrorRecord):
+            yield from batch
+        else:
+            yield from sorted(cast(list[dict[str, Any]], batch), key=key)
 
 
 def row_sink(
@@ -125,14 +161,19 @@ def flat_row(row: dict[str, Any]) -> dict[str, Any]:
     """A row with its nested fields spread into columns (for CSV, Parquet and tables).
 
     ``stance`` becomes ``stance``, ``stance_target`` and ``stance_<class>``;
-    toxicity becomes one column per label; reasons become ``label>=threshold``
-    strings joined by ``;``.
+    toxicity becomes one column per label; constructiveness ``constructive`` and
+    ``constructive_<characteristic>``; spans one ``spans`` column of JSON text;
+    reasons become ``label>=threshold`` strings joined by ``;``.
     """
     out = {k: row[k] for k in ("thread_id", "comment_id", "parent_id", "author", "text")}
     out["stance"] = row["stance"]["label"]
     out["stance_target"] = row["stance"]["target"]
     out.update({f"stance_{k}": v for k, v in row["stance"]["scores"].items()})
     out.update(row["toxicity"])
+    for name, score in (row.get("constructive") or {}).items():
+        out[name if name == "constructive" else f"constructive_{name}"] = score
+    if "spans" in row:
+        out["spans"] = json.dumps(row["spans"], ensure_ascii=False)
     if "decision" in row:
         out["decision"] = row["decision"]
         out["reasons"] = ";".join(
@@ -187,16 +228,19 @@ class ScoreRun:
         backend: str = "auto",
         moderate: bool = False,
         policy: str | Path | None = None,
+        spans: bool = True,
     ) -> ScoreRun:
         """Load the model (``None``: the shipped default) and the policy when moderating.
 
         ``backend`` runs it (:mod:`classifier.backends`; ``auto``: the fastest one
-        measured to stay within 0.5 points of the float32 reference, for ``device``).
+        measured to stay within 0.5 points of the float32 reference, for ``device``);
+        ``spans=False`` leaves the toxic spans out of the rows (a little faster).
         """
         rules = Policy.load(policy) if moderate or policy is not None else None
         predictor = load_predictor(
             model_path, batch_size=batch_size, device=device, backend=backend
         )
+        predictor.set_spans(spans)
         if rules is not None:
             rules.check_labels(predictor.toxicity_labels)
         return cls(predictor, model_info(predictor), rules)
@@ -209,12 +253,14 @@ class ScoreRun:
         options: ReadOptions | None = None,
         errors_path: str | Path | None = None,
         progress: bool = False,
+        sort: SortOrder = "input",
     ) -> ScoreSummary:
-        """Score every comment in ``paths`` into ``output`` (``fmt``: jsonl, csv, parquet, table)."""
+        """Score every comment in ``paths`` into ``output`` (``fmt``: jsonl, csv, parquet,
+        table), each thread's rows in ``sort`` order (:func:`sort_rows`)."""
         summary = ScoreSummary()
         started = time.perf_counter()
         items = iter_inputs(list(paths), options or ReadOptions(), summary)
-        rows = score_items(items, self.predictor, self.info, self.policy)
+        rows = sort_rows(score_items(items, self.predictor, self.info, self.policy), sort)
         bar = tqdm(unit=" comments", disable=not progress, file=sys.stderr, dynamic_ncols=True)
         with ExitStack() as stack:
             stack.callback(bar.close)
@@ -233,6 +279,22 @@ class ScoreRun:
                 bar.update(1)
         summary.seconds = time.perf_counter() - started
         return summary
+
+
+def highlighted(text: str, spans: Iterable[Mapping[str, Any]], limit: int = 160) -> Any:
+    """The comment as a rich ``Text`` on one line, cut to ``limit`` characters, its toxic
+    spans in bold red (the table's comment column)."""
+    from rich.text import Text
+
+    flat = text.replace("\r\n", "  ").replace("\n", " ").replace("\r", " ")
+    cut = flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    out = Text(cut)
+    for span in spans:
+        # CRLF became two spaces, every other character one: offsets still line up
+        start, end = int(span["start"]), min(int(span["end"]), len(cut))
+        if start < end:
+            out.stylize("bold red", start, end)
+    return out
 
 
 class _TablePrinter:
@@ -266,7 +328,10 @@ class _TablePrinter:
         table = Table(title=f"thread {self.thread}", show_lines=True)
         table.add_column("id", no_wrap=True)
         table.add_column("author", max_width=16)
-        for name in ("stance", "toxicity", "top label"):
+        names = ["stance", "toxicity", "top label"]
+        if "constructive" in self.rows[0]:
+            names.append("constructive")
+        for name in names:
             table.add_column(name, no_wrap=True)
         if moderated:
             table.add_column("decision", no_wrap=True)
@@ -282,10 +347,11 @@ class _TablePrinter:
                 f"{tox['toxicity']:.2f}" if "toxicity" in tox else "",
                 f"{top} {tox[top]:.2f}" if top else "",
             ]
+            if "constructive" in row:
+                cells.append(f"{row['constructive']['constructive']:.2f}")
             if moderated:
                 cells.append(row["decision"])
-            text = row["text"].replace("\n", " ")
-            cells.append(text if len(text) <= 160 else text[:157] + "...")
+            cells.append(highlighted(row["text"], row.get("spans") or []))
             table.add_row(*cells)
         self.console.print(table)
         self.rows = []

@@ -103,7 +103,7 @@ def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
 
 def test_round_trip_and_duplicates() -> None:
     policy = Policy.default()
-    assert Policy.from_dict(policy.to_dict()) == Policy(policy.rules, "<dict>")
+    assert Policy.from_dict(policy.to_dict()) == Policy(policy.rules, "<dict>", policy.feature)
     with pytest.raises(ValueError, match="more than once"):
         Policy((Rule("spam", 0.5, "reject"), Rule("spam", 0.9, "review")))
 
@@ -243,3 +243,27 @@ def test_thread_items_resolve_parents() -> None:
         "reply": True,
     }
     assert first["reply"] is False
+
+
+def test_feature_decision_for_constructive_comments_nothing_holds_back() -> None:
+    policy = Policy.default()
+    assert policy.feature is not None and policy.feature.label == "constructive"
+    labels = ("toxicity", "insult", "obscene", "identity_attack", "threat", "spam")
+    calm = {"toxicity": dict.fromkeys(labels, 0.1), "stance": {}}
+    high = {**calm, "constructive": {"constructive": 0.93, "evidence": 0.7}}
+    decided = policy.decide(high)
+    assert decided.decision == "feature"
+    assert [r.to_dict() for r in decided.reasons] == [
+        {"label": "constructive", "score": 0.93, "threshold": 0.8, "action": "feature"}
+    ]
+    assert policy.decide({**calm, "constructive": {"constructive": 0.5}}).decision == "approve"
+    assert policy.decide(calm).decision == "approve"  # a model without the head: never featured
+    # sharp and constructive: the toxicity rule wins, a moderator sees it
+    sharp = {**high, "toxicity": {**calm["toxicity"], "toxicity": 0.7}}
+    assert policy.decide(sharp).decision == "review"
+    with pytest.raises(ValueError, match="unknown feature label 'kindness'"):
+        Policy.from_dict({"labels": {}, "feature": {"label": "kindness", "threshold": 0.5}})
+    with pytest.raises(ValueError, match="feature threshold 2 "):
+        Policy.from_dict({"labels": {}, "feature": {"threshold": 2}})
+    with pytest.raises(ValueError, match=r"unknown feature key\(s\) \['treshold'\]"):
+        Policy.from_dict({"labels": {}, "feature": {"treshold": 0.5}})

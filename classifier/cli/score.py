@@ -42,6 +42,11 @@ class Engine(str, Enum):
     ray = "ray"
 
 
+class Sort(str, Enum):
+    input = "input"
+    constructive = "constructive"
+
+
 @app.command()
 def score(
     paths: Annotated[
@@ -101,8 +106,24 @@ def score(
             min=1,
         ),
     ] = 200_000,
+    spans: Annotated[
+        bool,
+        typer.Option(
+            "--spans/--no-spans",
+            help="Give each row the words that drove its toxicity (character offsets); "
+            "--no-spans leaves them out, a little faster.",
+        ),
+    ] = True,
+    sort: Annotated[
+        Sort,
+        typer.Option(
+            help="Each thread's rows as read (input), or most constructive first "
+            "(constructive; the local engine)."
+        ),
+    ] = Sort.input,
 ) -> None:
-    """Label every comment with its stance toward its target and its toxicity.
+    """Label every comment with its stance toward its target, its toxicity (and the words
+    that drove it) and its constructiveness.
 
     One row per comment; bad records become error rows. Exit code 1 when some
     records were errors.
@@ -111,10 +132,12 @@ def score(
     from classifier.scoring import ScoreRun
 
     if engine is Engine.ray:
+        if sort is not Sort.input:
+            raise typer.BadParameter("--sort constructive works with the local engine")
         _score_on_ray(
             paths, model, output, fmt, batch_size, device, backend.value, moderate, policy,
             read_options(input_format, column, max_comment_chars), errors, ray_address, workers,
-            part_comments,
+            part_comments, spans,
         )  # fmt: skip
         return
     if fmt is None:
@@ -138,9 +161,13 @@ def score(
             backend=backend.value,
             moderate=moderate,
             policy=policy,
+            spans=spans,
         )
         loaded = time.perf_counter() - started
-        summary = run.run(paths, output, fmt.value, options, errors, progress=sys.stderr.isatty())
+        summary = run.run(
+            paths, output, fmt.value, options, errors, progress=sys.stderr.isatty(),
+            sort=sort.value,
+        )  # fmt: skip
         summary.load_seconds = loaded
     except (ValueError, FileNotFoundError, BackendUnavailableError) as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -165,6 +192,7 @@ def _score_on_ray(
     address: str | None,
     workers: int,
     part_comments: int,
+    spans: bool = True,
 ) -> None:
     """``--engine ray``: :func:`classifier.ray_engine.score_with_ray`."""
     from classifier.ray_engine import main_summary_lines, score_with_ray
@@ -192,6 +220,7 @@ def _score_on_ray(
             policy=policy,
             part_comments=part_comments,
             progress=sys.stderr.isatty(),
+            spans=spans,
         )
     except (ValueError, FileNotFoundError, BackendUnavailableError) as exc:
         raise typer.BadParameter(str(exc)) from None
