@@ -227,3 +227,79 @@ def test_spans_can_be_turned_off(span_folder: Path) -> None:
     predictor.comment_model.with_spans = False
     (row,) = predictor.predict([{"text": HARD_TEXTS[0], "target": "", "context": ""}])
     assert "spans" not in row and "constructive" in row
+
+
+def test_score_rows_carry_spans_and_constructiveness_through_every_writer(
+    span_folder: Path, tmp_path: Path
+) -> None:
+    """``threadguard score`` rows: spans as offsets into the text as read (CRLF and emoji
+    kept), the same through JSONL, CSV (JSON text) and Parquet; --no-spans drops them;
+    --sort constructive puts each thread's most constructive comment first."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from classifier.cli import app
+
+    texts = [*HARD_TEXTS, "Thanks, the figures in the second table answer my question."]
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "\n".join(
+            json.dumps({"thread_id": "t", "comment_id": str(i), "parent_id": None, "text": t})
+            for i, t in enumerate(texts)
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    base = ["score", str(src), "--model", str(span_folder), "--backend", "torch"]
+    rows = {}
+    for fmt in ("jsonl", "csv", "parquet"):
+        out = tmp_path / f"out.{fmt}"
+        result = runner.invoke(app, [*base, "-f", fmt, "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        if fmt == "jsonl":
+            found = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+            rows[fmt] = [(r["text"], r["spans"], r["constructive"]["constructive"]) for r in found]
+        else:
+            frame = (
+                pd.read_csv(out, keep_default_na=False) if fmt == "csv" else pd.read_parquet(out)
+            )
+            assert {"constructive", "constructive_evidence", "spans"} <= set(frame.columns)
+            rows[fmt] = [
+                (t, json.loads(s), c)
+                for t, s, c in zip(
+                    frame["text"], frame["spans"], frame["constructive"], strict=True
+                )
+            ]
+    assert (
+        [r[1] for r in rows["jsonl"]]
+        == [r[1] for r in rows["csv"]]
+        == [r[1] for r in rows["parquet"]]
+    )
+    assert [r[0] for r in rows["parquet"]] == texts  # the text as read, CRLF included
+    assert any(r[1] for r in rows["jsonl"])
+    for text, spans, _ in rows["jsonl"]:
+        for span in spans:
+            assert text[span["start"] : span["end"]].strip() == text[span["start"] : span["end"]]
+    plain = runner.invoke(app, [*base, "-f", "jsonl", "--no-spans"])
+    assert plain.exit_code == 0
+    assert all("spans" not in json.loads(x) for x in plain.stdout.splitlines() if x.startswith("{"))
+    ranked = runner.invoke(app, [*base, "-f", "jsonl", "--sort", "constructive"])
+    scores = [
+        json.loads(x)["constructive"]["constructive"]
+        for x in ranked.stdout.splitlines()
+        if x.startswith("{")
+    ]
+    assert scores == sorted(scores, reverse=True) and len(scores) == len(texts)
+    assert sorted(scores) == sorted(r[2] for r in rows["jsonl"])  # the same rows, reordered
+
+
+def test_table_highlights_spans() -> None:
+    from classifier.scoring import highlighted
+
+    text = "line one\r\nyou idiot"
+    start = text.index("idiot")
+    out = highlighted(text, [{"start": start, "end": start + 5, "label": "insult", "score": 0.9}])
+    assert out.plain[start : start + 5] == "idiot" and "\n" not in out.plain
+    (style,) = out.spans
+    assert (style.start, style.end, str(style.style)) == (start, start + 5, "bold red")
