@@ -193,6 +193,14 @@ class BatchOutput(NamedTuple):
     constructive: np.ndarray | None = None
 
 
+class TokenSpanProbs(NamedTuple):
+    """One text's tokens: character offsets, word ids, span probabilities [n_tokens, K]."""
+
+    offsets: list[tuple[int, int]]
+    word_ids: list[int | None]
+    probs: np.ndarray
+
+
 class CommentScores(NamedTuple):
     """What the comment model gives for texts read alone and whole (see
     :meth:`BatchPredictor.comment_scores`)."""
@@ -393,7 +401,27 @@ class BatchPredictor:
         constructiveness [N, C] (the maximum over windows) when the model has that head,
         and with ``spans`` (and :attr:`with_spans`) each text's toxic spans, from every
         token's highest span probability over the windows that read it."""
-        texts = list(texts)
+        want_spans = spans and self.with_spans and bool(self.span_labels)
+        scores, tokens = self._read_whole(list(texts), want_spans)
+        if tokens is None:
+            return scores
+        found = [
+            decode_spans(offsets, word_ids, probs, self.span_labels, self.span_threshold)
+            for offsets, word_ids, probs in tokens
+        ]
+        return scores._replace(spans=found)
+
+    def span_token_probabilities(self, texts: Sequence[str]) -> list[TokenSpanProbs]:
+        """Each text's tokens (character offsets, word ids) and their span probabilities
+        [n_tokens, K] (the highest over windows): what :meth:`comment_scores` decodes, for
+        tuning :attr:`span_threshold` and for evaluation."""
+        if not self.span_labels:
+            raise ValueError("this model has no span head")
+        return cast(list[TokenSpanProbs], self._read_whole(list(texts), True)[1])
+
+    def _read_whole(
+        self, texts: list[str], want_spans: bool
+    ) -> tuple[CommentScores, list[TokenSpanProbs] | None]:
         windows = self.input_encoder.windows(texts, WINDOW_OVERLAP)
         owners = np.fromiter((i for i, _ in windows), dtype=np.int64, count=len(windows))
         encoded = [w for _, w in windows]
@@ -403,7 +431,6 @@ class BatchPredictor:
             if self.constructive_labels
             else None
         )
-        want_spans = spans and self.with_spans and bool(self.span_labels)
         # per window: the span probabilities of its comment tokens, in order
         token_probs: list[np.ndarray] = [np.empty(0)] * len(encoded)
         for indices in self._batches(encoded):
@@ -429,12 +456,12 @@ class BatchPredictor:
         if constructive is not None:
             by_text = np.zeros((len(texts), constructive.shape[1]), dtype=np.float32)
             np.maximum.at(by_text, owners, constructive)
-        found_spans = self._decode_spans(texts, owners, token_probs) if want_spans else None
-        return CommentScores(self.calibrate(out), by_text, found_spans)
+        tokens = self._token_probs(texts, owners, token_probs) if want_spans else None
+        return CommentScores(self.calibrate(out), by_text, None), tokens
 
-    def _decode_spans(
+    def _token_probs(
         self, texts: Sequence[str], owners: np.ndarray, token_probs: Sequence[np.ndarray]
-    ) -> list[list[Span]]:
+    ) -> list[TokenSpanProbs]:
         step = self.input_encoder.window_step(WINDOW_OVERLAP)
         alignment = self.input_encoder.alignment(texts)
         per_text = [
@@ -449,7 +476,7 @@ class BatchPredictor:
             target = per_text[owner][start : start + len(window_probs)]
             np.maximum(target, window_probs[: len(target)], out=target)
         return [
-            decode_spans(offsets, word_ids, probs, self.span_labels, self.span_threshold)
+            TokenSpanProbs(offsets, word_ids, probs)
             for (offsets, word_ids), probs in zip(alignment, per_text, strict=True)
         ]
 
@@ -970,6 +997,7 @@ __all__ = [
     "OnnxSession",
     "Prediction",
     "StancePrediction",
+    "TokenSpanProbs",
     "check_backend",
     "default_cache_dir",
     "exports_pending",
