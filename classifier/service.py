@@ -6,11 +6,15 @@ then runs in the background and ``GET /readyz`` answers 200 once it is done.
 
 Endpoints (details in ``docs/moderation.md`` and at ``/openapi.json``):
 
-- ``POST /v1/moderate``: one comment with its context -> decision, reasons,
-  scores, stance, model version, latency;
-- ``POST /v1/score``: a bounded batch of comments -> scores and stance only;
-- ``POST /v1/coral``: Coral Talk's external moderation phase;
-- ``POST /v1/wordpress``: the answer a ``pre_comment_approved`` filter returns;
+- ``POST /v1/moderate``: one comment with its context -> decision (``feature``,
+  ``approve``, ``review``, ``reject``), reasons, scores, stance, model version,
+  latency;
+- ``POST /v1/score``: a bounded batch of comments -> scores and stance only, in
+  order or (``sort=constructive``) most constructive first;
+- ``POST /v1/coral``: Coral Talk's external moderation phase (a featured comment
+  is approved with Coral's ``FEATURED`` tag);
+- ``POST /v1/wordpress``: the answer a ``pre_comment_approved`` filter returns
+  (a featured comment is approved, with ``featured: true``);
 - ``GET /v1/policy``: the policy in force;
 - ``GET /healthz`` (alive), ``GET /readyz`` (model loaded and warmed up).
 
@@ -28,6 +32,12 @@ request is validated by :data:`classifier.schema.Text` (a string, valid
 Unicode): a lone surrogate is a 422, never a 500. Comment text is never logged
 at INFO level or above: the log line of a request carries its id, path,
 status, decision and latency.
+
+With a model that has the constructiveness and span heads, every scoring answer
+also carries the comment's ``constructive`` scores and toxic ``spans`` (character
+offsets into the text as scored, and the words), and each toxicity reason the
+spans behind it (:func:`spans_for_reason`). With a model without them those keys
+are absent, not null: such a model's answers are what they always were.
 
 Concurrent requests are micro-batched (:class:`MicroBatcher`): the first
 waiting request starts a batch, requests already in the server join it for at
@@ -63,6 +73,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
 from classifier import __version__
+from classifier.labels import SPAN_LABELS
 from classifier.policy import Decision, Policy
 from classifier.runtime import ONNX_MISSING, load_predictor, onnx_available, resolve_backend
 from classifier.schema import Id, Text
@@ -265,13 +276,38 @@ class ScoreRequest(_In):
 
     comments: list[CommentIn]
     article: ArticleIn | None = None
+    sort: Literal["input", "constructive"] = Field(
+        default="input",
+        description="Order of the results: as sent, or most constructive first (each "
+        "result then carries its 'index' in the request; with a model that gives no "
+        "constructive scores the order stays as sent).",
+    )
+
+
+class SpanOut(BaseModel):
+    """A toxic span the model found: ``text[start:end]`` of the comment as scored (after
+    HTML is stripped, on ``/v1/coral`` and ``/v1/wordpress``), which ``text`` repeats."""
+
+    start: int = Field(description="Character offset of the span's first character.")
+    end: int = Field(description="Character offset just past the span's last character.")
+    label: str = Field(
+        description="Its type: insult, obscene, identity_attack, threat, or toxicity "
+        "(toxic, no type decided)."
+    )
+    score: float = Field(description="The span's highest toxicity probability.")
+    text: str = Field(description="The flagged words themselves.")
 
 
 class ReasonOut(BaseModel):
     label: str
     score: float
     threshold: float
-    action: Literal["review", "reject"]
+    action: Literal["review", "reject", "feature"]
+    spans: list[SpanOut] | None = Field(
+        default=None,
+        description="The toxic spans behind a toxicity reason (see spans_for_reason); "
+        "absent when the model gives no spans and for labels without spans (spam, feature).",
+    )
 
 
 class StanceOut(BaseModel):
@@ -285,9 +321,19 @@ class StanceOut(BaseModel):
 class ModerateResponse(BaseModel):
     request_id: str
     comment_id: str | None
-    decision: Literal["approve", "review", "reject"]
+    decision: Literal["feature", "approve", "review", "reject"] = Field(
+        description="feature: approved and worth showing first (the policy's feature rule); "
+        "approve; review: hold for a moderator; reject."
+    )
     reasons: list[ReasonOut]
     scores: dict[str, float]
+    constructive: dict[str, float] | None = Field(
+        default=None,
+        description="Constructiveness by label, when the model gives it (else absent).",
+    )
+    spans: list[SpanOut] | None = Field(
+        default=None, description="Every toxic span, when the model gives them (else absent)."
+    )
     stance: StanceOut
     model_version: str
     latency_ms: float
@@ -295,7 +341,18 @@ class ModerateResponse(BaseModel):
 
 class ScoreResult(BaseModel):
     comment_id: str | None
+    index: int | None = Field(
+        default=None,
+        description="The comment's position in the request (only with sort=constructive).",
+    )
     scores: dict[str, float]
+    constructive: dict[str, float] | None = Field(
+        default=None,
+        description="Constructiveness by label, when the model gives it (else absent).",
+    )
+    spans: list[SpanOut] | None = Field(
+        default=None, description="Every toxic span, when the model gives them (else absent)."
+    )
     stance: StanceOut
 
 
@@ -349,7 +406,9 @@ class CoralResponse(BaseModel):
 
     status: Literal["APPROVED", "PREMOD", "REJECTED", "SYSTEM_WITHHELD"]
     actions: list[CoralAction]
-    tags: list[str] = []
+    tags: list[str] = Field(
+        default=[], description="Coral comment tags: FEATURED for a comment the policy features."
+    )
     metadata: dict[str, Any] = {}
 
 
@@ -378,9 +437,24 @@ class WordPressResponse(BaseModel):
     approved: Literal[1, 0, "spam", "trash"] = Field(
         description="What pre_comment_approved should return: 1, 0 (hold), 'spam' or 'trash'."
     )
-    decision: Literal["approve", "review", "reject"]
+    decision: Literal["approve", "review", "reject"] = Field(
+        description="A featured comment is 'approve' here, with featured: true (plugins "
+        "written for the three decisions keep working)."
+    )
+    featured: bool | None = Field(
+        default=None,
+        description="Whether the policy's feature rule picked the comment; present when the "
+        "model gives constructive scores.",
+    )
     reasons: list[ReasonOut]
     scores: dict[str, float]
+    constructive: dict[str, float] | None = Field(
+        default=None,
+        description="Constructiveness by label, when the model gives it (else absent).",
+    )
+    spans: list[SpanOut] | None = Field(
+        default=None, description="Every toxic span, when the model gives them (else absent)."
+    )
     model_version: str
     request_id: str
     latency_ms: float
@@ -775,6 +849,81 @@ def _spam_labels(decision: Decision, actions: tuple[str, ...]) -> tuple[bool, bo
     """Whether the reasons with one of ``actions`` include spam, and anything else."""
     labels = {r.label for r in decision.reasons if r.action in actions}
     return "spam" in labels, bool(labels - {"spam"})
+
+
+#: Reasons for toxicity in general: every toxic span stands behind them.
+_GENERAL_LABELS = frozenset({"toxicity", "severe_toxicity"})
+
+
+def spans_for_reason(
+    label: str, spans: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]] | None:
+    """The spans that show a moderator why the rule for ``label`` triggered.
+
+    - ``toxicity`` and ``severe_toxicity``: every span (each is toxic);
+    - ``insult``, ``obscene``, ``identity_attack``, ``threat``: the spans of that type, and
+      the spans of no decided type (labelled ``toxicity``: toxic words the model could not
+      type, which may well be what the rule saw);
+    - any other label (``spam``, a feature reason): ``None``, as no span head covers it.
+    """
+    if label in _GENERAL_LABELS:
+        return list(spans)
+    if label in SPAN_LABELS:
+        return [s for s in spans if s.get("label") in (label, "toxicity")]
+    return None
+
+
+def _span_out(span: Mapping[str, Any], text: str) -> dict[str, Any]:
+    """A span for a response: its offsets, label and score, and the words it covers."""
+    start, end = int(span["start"]), int(span["end"])
+    return {
+        "start": start,
+        "end": end,
+        "label": str(span["label"]),
+        "score": float(span["score"]),
+        "text": text[max(0, start) : max(0, end)],
+    }
+
+
+def _heads(prediction: Mapping[str, Any], text: str) -> dict[str, Any]:
+    """The optional heads' part of a response: ``constructive`` and ``spans``, each only
+    when the model gives it, so a model without those heads answers as before."""
+    out: dict[str, Any] = {}
+    if "constructive" in prediction:
+        out["constructive"] = {str(k): float(v) for k, v in prediction["constructive"].items()}
+    if "spans" in prediction:
+        out["spans"] = [_span_out(s, text) for s in prediction["spans"]]
+    return out
+
+
+def _reasons(decision: Decision, spans: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """The decision's reasons, each with its spans (:func:`spans_for_reason`) when the model
+    gives spans and the label has any."""
+    out = []
+    for reason in decision.reasons:
+        item = reason.to_dict()
+        chosen = spans_for_reason(reason.label, spans) if spans is not None else None
+        if chosen is not None:
+            item["spans"] = chosen
+        out.append(item)
+    return out
+
+
+def _moderation(prediction: Mapping[str, Any], decision: Decision, text: str) -> dict[str, Any]:
+    """``reasons`` (with their spans), ``scores``, and the optional ``constructive`` and
+    ``spans``: the part of a response every moderating endpoint shares."""
+    heads = _heads(prediction, text)
+    return {
+        "reasons": _reasons(decision, heads.get("spans")),
+        "scores": dict(decision.scores),
+        **heads,
+    }
+
+
+def _constructive_key(result: Mapping[str, Any]) -> float:
+    """Sort key, most constructive first: minus the ``constructive`` score (results without
+    one last, in their order)."""
+    return -float((result.get("constructive") or {}).get("constructive", -1.0))
 
 
 # --------------------------------------------------------------------------- the guard
@@ -1199,11 +1348,18 @@ def create_app(
         """The policy in force (the policy file's content)."""
         return {"source": state.policy.source, **state.policy.to_dict()}
 
+    # Optional fields (a model's constructive scores and spans) are left out of an answer
+    # that does not set them: a model without those heads answers as it always did.
     @app.post(
-        "/v1/moderate", response_model=ModerateResponse, tags=["moderation"], dependencies=auth
+        "/v1/moderate",
+        response_model=ModerateResponse,
+        response_model_exclude_unset=True,
+        tags=["moderation"],
+        dependencies=auth,
     )
     async def moderate(comment: CommentIn, request: Request) -> dict[str, Any]:
-        """Decision, reasons, scores and stance for one comment."""
+        """Decision, reasons (with the toxic spans behind them), scores, constructiveness,
+        spans and stance for one comment."""
         state.check_length(comment.text, "text")
         state.check_length(comment.parent_text, "parent_text")
         item, target = state.item_for(
@@ -1216,19 +1372,26 @@ def create_app(
         (prediction,) = await state.predict([item], request)
         decision = state.policy.decide(prediction)
         _note(request, decision.decision)
-        out = decision.to_dict()
-        out["stance"] = _stance(prediction, target)
         return {
             "request_id": _request_id(request),
             "comment_id": comment.comment_id,
-            **out,
+            "decision": decision.decision,
+            **_moderation(prediction, decision, comment.text),
+            "stance": _stance(prediction, target),
             "model_version": state.model_version,
             "latency_ms": _elapsed_ms(request),
         }
 
-    @app.post("/v1/score", response_model=ScoreResponse, tags=["moderation"], dependencies=auth)
+    @app.post(
+        "/v1/score",
+        response_model=ScoreResponse,
+        response_model_exclude_unset=True,
+        tags=["moderation"],
+        dependencies=auth,
+    )
     async def score(batch: ScoreRequest, request: Request) -> dict[str, Any]:
-        """Scores and stance (no decisions) for a batch of comments."""
+        """Scores, constructiveness, spans and stance (no decisions) for a batch of comments;
+        ``sort=constructive`` answers them most constructive first (a thread's best first)."""
         limit = state.settings.max_batch
         if len(batch.comments) > limit:
             raise HTTPException(
@@ -1249,16 +1412,22 @@ def create_app(
             targets.append(target)
         predictions = await state.predict(items, request) if items else []
         _note(request, f"{len(items)} scored")
+        results = [
+            {
+                "comment_id": c.comment_id,
+                "scores": p["toxicity"],
+                **_heads(p, c.text),
+                "stance": _stance(p, t),
+            }
+            for c, p, t in zip(batch.comments, predictions, targets, strict=True)
+        ]
+        if batch.sort == "constructive":
+            for index, result in enumerate(results):
+                result["index"] = index
+            results.sort(key=_constructive_key)  # stable: ties keep the request's order
         return {
             "request_id": _request_id(request),
-            "results": [
-                {
-                    "comment_id": c.comment_id,
-                    "scores": p["toxicity"],
-                    "stance": _stance(p, t),
-                }
-                for c, p, t in zip(batch.comments, predictions, targets, strict=True)
-            ],
+            "results": results,
             "model_version": state.model_version,
             "latency_ms": _elapsed_ms(request),
         }
@@ -1266,6 +1435,7 @@ def create_app(
     @app.post(
         "/v1/coral",
         response_model=CoralResponse,
+        response_model_exclude_unset=True,
         tags=["integrations"],
         dependencies=auth,
         responses={204: {"description": "Nothing to moderate (empty comment body)."}},
@@ -1287,23 +1457,29 @@ def create_app(
         (prediction,) = await state.predict([item], request)
         decision = state.policy.decide(prediction)
         _note(request, decision.decision)
-        status = {"approve": "APPROVED", "review": "SYSTEM_WITHHELD", "reject": "REJECTED"}[
-            decision.decision
-        ]
+        status = {
+            "feature": "APPROVED",
+            "approve": "APPROVED",
+            "review": "SYSTEM_WITHHELD",
+            "reject": "REJECTED",
+        }[decision.decision]
         spam, other = _spam_labels(decision, ("review", "reject"))
         actions = []
         if other:
             actions.append({"actionType": "FLAG", "reason": "COMMENT_DETECTED_TOXIC"})
         if spam:
             actions.append({"actionType": "FLAG", "reason": "COMMENT_DETECTED_SPAM"})
+        found = _moderation(prediction, decision, text)
+        found.pop("scores")  # as before: Coral's metadata carries no scores
         return {
             "status": status,
             "actions": actions,
-            "tags": [],
+            # Coral's own tag for editors' picks: the comment shows in the Featured tab
+            "tags": ["FEATURED"] if decision.decision == "feature" else [],
             "metadata": {
                 "threadguard": {
                     "decision": decision.decision,
-                    "reasons": [r.to_dict() for r in decision.reasons],
+                    **found,
                     "model_version": state.model_version,
                     "request_id": _request_id(request),
                 }
@@ -1313,6 +1489,7 @@ def create_app(
     @app.post(
         "/v1/wordpress",
         response_model=WordPressResponse,
+        response_model_exclude_unset=True,
         tags=["integrations"],
         dependencies=auth,
     )
@@ -1335,17 +1512,20 @@ def create_app(
         decision = state.policy.decide(prediction)
         _note(request, decision.decision)
         approved: Literal[1, 0, "spam", "trash"]
-        if decision.decision == "approve":
+        if decision.decision in ("feature", "approve"):
             approved = 1
         elif decision.decision == "review":
             approved = 0
         else:
             approved = "spam" if _spam_labels(decision, ("reject",))[0] else "trash"
+        # WordPress has no "featured" status, and plugins check for the three decisions:
+        # a featured comment is approved, with featured: true (the plugin keeps it as meta).
+        extra = {"featured": decision.decision == "feature"} if "constructive" in prediction else {}
         return {
             "approved": approved,
-            "decision": decision.decision,
-            "reasons": [r.to_dict() for r in decision.reasons],
-            "scores": decision.scores,
+            "decision": "approve" if decision.decision == "feature" else decision.decision,
+            **extra,
+            **_moderation(prediction, decision, text),
             "model_version": state.model_version,
             "request_id": _request_id(request),
             "latency_ms": _elapsed_ms(request),

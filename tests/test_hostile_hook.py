@@ -27,7 +27,15 @@ from classifier.client import signature
 from classifier.service import create_app
 from tests.conftest import STRICT_POLICY
 from tests.hostile import HOSTILE_STRINGS, WRONG_TYPES, deep, fuzz_settings
-from tests.test_service import HMAC_SECRET, TOKEN, FakePredictor, running, settings
+from tests.test_service import (
+    FEATURE_POLICY,
+    HMAC_SECRET,
+    TOKEN,
+    FakePredictor,
+    HeadsPredictor,
+    running,
+    settings,
+)
 
 
 class QuietPredictor(FakePredictor):
@@ -42,10 +50,12 @@ AUTH = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
 
 @pytest.fixture(scope="module")
 def hook() -> Iterator[tuple[str, FastAPI]]:
+    # the model with the span and constructiveness heads: hostile text goes through the
+    # spans' offsets and the feature rule too
     app = create_app(
         settings(max_comment_chars=20_000, body_timeout_s=1.0),
-        predictor=FakePredictor(),
-        policy=STRICT_POLICY,
+        predictor=HeadsPredictor(),
+        policy=FEATURE_POLICY,
     )
     with running(app) as url:
         yield url, app
@@ -260,8 +270,11 @@ def test_docs_are_a_setting_off_with_authentication() -> None:
 
 
 def hostile_value() -> st.SearchStrategy[Any]:
+    hostile = st.sampled_from([*HOSTILE_STRINGS[:-1], "y" * 25_000])
     return st.one_of(
-        st.sampled_from([*HOSTILE_STRINGS[:-1], "y" * 25_000]),
+        hostile,
+        # flagged words (spans) and a constructive marker among hostile characters
+        st.builds(lambda a, b: f"{a}idiot{b} 2019 kill", hostile, st.text(max_size=10)),
         st.text(max_size=30),
         st.sampled_from(WRONG_TYPES[:-2]),
         st.none(),
@@ -283,7 +296,8 @@ def hostile_body(draw: st.DrawFn) -> tuple[str, bytes]:
     elif kind == 1:
         comments = draw(st.lists(st.one_of(value, st.fixed_dictionaries(
             {"text": value, "comment_id": value, "parent_text": value})), max_size=6))  # fmt: skip
-        body = {"comments": comments, "article": {"title": draw(value)}}
+        body = {"comments": comments, "article": {"title": draw(value)},
+                "sort": draw(st.sampled_from(["input", "constructive", "best", 1, None]))}  # fmt: skip
         path = "/v1/score"
     elif kind == 2:
         body = {"action": draw(st.sampled_from(["NEW", "EDIT", "X", 1])),

@@ -38,8 +38,9 @@ from classifier.client import (
     signature,
 )
 from classifier.inference import NoDefaultModelError, Predictor, load_model
-from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
+from classifier.labels import CONSTRUCTIVE_LABELS, STANCE_LABELS, TOXICITY_LABELS
 from classifier.modeling import ModelConfig, ThreadguardModel
+from classifier.policy import Policy
 from classifier.service import (
     MicroBatcher,
     ServiceConfigError,
@@ -101,6 +102,43 @@ class FakePredictor:
 
     def items(self) -> list[dict[str, Any]]:
         return [item for call in self.calls for item in call]
+
+
+#: Words the fake span head flags, with the type it gives them.
+SPAN_WORDS = {"idiot": "insult", "kill": "threat", "damn": "obscene", "stupid": "toxicity"}
+#: A comment the fake constructiveness head scores 0.9 (it cites a year).
+CONSTRUCTIVE = (
+    "The figures are the transport office's 2019 counts; its report promises new ones in "
+    "June, so the routes could be reviewed then."
+)
+
+
+class HeadsPredictor(FakePredictor):
+    """The fake model with the constructiveness and span heads: ``constructive`` 0.9 for a
+    comment citing 2019 (else 0.2), and a span for each word of :data:`SPAN_WORDS`."""
+
+    @staticmethod
+    def one(text: str) -> dict[str, Any]:
+        out = FakePredictor.one(text)
+        level = 0.9 if "2019" in text else 0.2
+        out["constructive"] = dict.fromkeys(CONSTRUCTIVE_LABELS, level)
+        found = re.finditer("|".join(SPAN_WORDS), text, flags=re.IGNORECASE)
+        out["spans"] = [
+            {
+                "start": m.start(),
+                "end": m.end(),
+                "label": SPAN_WORDS[m.group().lower()],
+                "score": 0.9,
+            }
+            for m in found
+        ]
+        return out
+
+
+#: STRICT_POLICY with the feature rule: constructive >= 0.8 and nothing held back.
+FEATURE_POLICY = Policy.from_dict(
+    {**STRICT_POLICY.to_dict(), "feature": {"label": "constructive", "threshold": 0.8}}
+)
 
 
 @contextmanager
@@ -470,6 +508,160 @@ def test_wordpress_pre_comment_approved(client: ThreadguardClient, service: Any)
     assert client.wordpress(commentdata(THREAT))["approved"] == "trash"
     client.wordpress(commentdata("I agree", comment_parent=7, parent_content="Nice budget"))
     assert fake.items()[-1]["target"] == "Nice budget"
+
+
+# --------------------------------------------------------------------------- heads
+
+REASON_KEYS = {"label", "score", "threshold", "action"}
+
+
+def test_a_model_without_the_heads_answers_as_before(
+    client: ThreadguardClient, service: tuple[str, FakePredictor, FastAPI]
+) -> None:
+    """No constructive, spans, featured or index keys, not even null: the old answers."""
+    answer = client.moderate(TOXIC, comment_id="c1")
+    assert set(answer) == {
+        "request_id", "comment_id", "decision", "reasons", "scores", "stance",
+        "model_version", "latency_ms",
+    }  # fmt: skip
+    assert all(set(r) == REASON_KEYS for r in answer["reasons"])
+    (result,) = client.score([{"text": TOXIC}])["results"]
+    assert set(result) == {"comment_id", "scores", "stance"}
+    wordpress = client.wordpress({"comment_content": TOXIC})
+    assert set(wordpress) == {
+        "approved", "decision", "reasons", "scores", "model_version", "request_id", "latency_ms",
+    }  # fmt: skip
+    assert all(set(r) == REASON_KEYS for r in wordpress["reasons"])
+    coral = post_coral(service[0], coral_request(TOXIC)).json()
+    assert set(coral) == {"status", "actions", "tags", "metadata"} and coral["tags"] == []
+    assert set(coral["metadata"]["threadguard"]) == {
+        "decision", "reasons", "model_version", "request_id",
+    }  # fmt: skip
+    # Sorting by constructiveness without the head keeps the order (and says where each was).
+    ranked = client.score([{"text": "a"}, {"text": "b"}], article=None)
+    assert [r.get("index") for r in ranked["results"]] == [None, None]
+    by_score = client.request(
+        "POST", "/v1/score", {"comments": [{"text": "a"}, {"text": "b"}], "sort": "constructive"}
+    ).json()
+    assert [r["index"] for r in by_score["results"]] == [0, 1]
+    # A feature rule never fires without constructive scores.
+    app = create_app(settings(), predictor=FakePredictor(), policy=FEATURE_POLICY)
+    with running(app) as url, ThreadguardClient(url, token=TOKEN, retries=0) as old:
+        assert old.moderate(CONSTRUCTIVE)["decision"] == "approve"
+        assert "featured" not in old.wordpress({"comment_content": CONSTRUCTIVE})
+
+
+@pytest.fixture(scope="module")
+def heads_service() -> Iterator[str]:
+    app = create_app(settings(docs=True), predictor=HeadsPredictor(), policy=FEATURE_POLICY)
+    with running(app) as url:
+        yield url
+
+
+@pytest.fixture
+def heads(heads_service: str) -> Iterator[ThreadguardClient]:
+    with ThreadguardClient(heads_service, token=TOKEN, retries=0) as c:
+        yield c
+
+
+def spans_of(answer: dict[str, Any], label: str) -> list[str]:
+    (reason,) = [r for r in answer["reasons"] if r["label"] == label]
+    return [s["text"] for s in reason["spans"]]
+
+
+def test_reasons_name_their_spans(heads: ThreadguardClient) -> None:
+    text = "Damn, I will kill you, you stupid idiot."
+    answer = heads.moderate(text)
+    assert answer["decision"] == "reject"
+    assert [s["text"] for s in answer["spans"]] == ["Damn", "kill", "stupid", "idiot"]
+    for span in answer["spans"]:
+        assert text[span["start"] : span["end"]] == span["text"]
+        assert set(span) == {"start", "end", "label", "score", "text"}
+    # toxicity: every span; a typed label: its own spans and the untyped ones
+    assert spans_of(answer, "toxicity") == ["Damn", "kill", "stupid", "idiot"]
+    assert spans_of(answer, "threat") == ["kill", "stupid"]
+    assert spans_of(answer, "insult") == ["stupid", "idiot"]
+    assert set(answer["constructive"]) == set(CONSTRUCTIVE_LABELS)
+    # a label no span head covers has no spans key; a clean comment has no spans
+    spam = heads.moderate(SPAM)
+    assert spam["reasons"][0]["label"] == "spam" and "spans" not in spam["reasons"][0]
+    benign = heads.moderate(BENIGN)
+    assert benign["decision"] == "approve" and benign["spans"] == [] and benign["reasons"] == []
+
+
+def test_a_constructive_comment_is_featured(heads: ThreadguardClient) -> None:
+    answer = heads.moderate(CONSTRUCTIVE)
+    assert answer["decision"] == "feature"
+    assert answer["reasons"] == [
+        {"label": "constructive", "score": 0.9, "threshold": 0.8, "action": "feature"}
+    ]
+    assert answer["constructive"]["constructive"] == 0.9
+    # nothing held back is featured, however constructive
+    held = heads.moderate(CONSTRUCTIVE + " You idiot.")
+    assert held["decision"] == "review"
+    assert [r["action"] for r in held["reasons"]] == ["review", "review"]
+
+
+def test_coral_features_and_wordpress_approves_with_a_flag(
+    heads: ThreadguardClient, heads_service: str
+) -> None:
+    coral = post_coral(heads_service, coral_request(f"<p>{CONSTRUCTIVE}</p>")).json()
+    assert coral["status"] == "APPROVED" and coral["tags"] == ["FEATURED"]
+    assert coral["actions"] == []
+    meta = coral["metadata"]["threadguard"]
+    assert meta["decision"] == "feature" and meta["constructive"]["constructive"] == 0.9
+    toxic = post_coral(heads_service, coral_request("<p>You <b>idiot</b></p>")).json()
+    assert toxic["status"] == "SYSTEM_WITHHELD" and toxic["tags"] == []
+    # offsets index the text as scored: the HTML is stripped first
+    assert [s["text"] for s in toxic["metadata"]["threadguard"]["spans"]] == ["idiot"]
+
+    featured = heads.wordpress({"comment_content": f"<p>{CONSTRUCTIVE}</p>"})
+    assert featured["approved"] == 1 and featured["decision"] == "approve"
+    assert featured["featured"] is True
+    assert featured["reasons"][0]["action"] == "feature"
+    plain = heads.wordpress({"comment_content": BENIGN})
+    assert plain["featured"] is False and plain["decision"] == "approve"
+    held = heads.wordpress({"comment_content": "You <em>idiot</em>"})
+    assert held["approved"] == 0 and held["featured"] is False
+    assert spans_of(held, "insult") == ["idiot"]
+
+
+def test_a_thread_ranked_best_first(heads: ThreadguardClient) -> None:
+    comments = [
+        {"text": "First!", "comment_id": "a"},
+        {"text": CONSTRUCTIVE, "comment_id": "b"},
+        {"text": "Me too", "comment_id": "c"},
+    ]
+    as_sent = heads.score(comments)["results"]
+    assert [r["comment_id"] for r in as_sent] == ["a", "b", "c"]
+    assert all("index" not in r and "constructive" in r and "spans" in r for r in as_sent)
+    ranked = heads.request("POST", "/v1/score", {"comments": comments, "sort": "constructive"})
+    results = ranked.json()["results"]
+    assert [(r["comment_id"], r["index"]) for r in results] == [("b", 1), ("a", 0), ("c", 2)]
+    bad = heads.request("POST", "/v1/score", {"comments": comments, "sort": "best"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "sort"
+
+
+def test_the_openapi_schema_documents_the_new_fields(heads_service: str) -> None:
+    schema = httpx.get(heads_service + "/openapi.json").json()
+    assert schema["openapi"].startswith("3.")
+    models = schema["components"]["schemas"]
+    assert set(models["SpanOut"]["required"]) == {"start", "end", "label", "score", "text"}
+    assert "spans" in models["ReasonOut"]["properties"]
+    assert "spans" not in models["ReasonOut"].get("required", [])
+    assert "feature" in models["ReasonOut"]["properties"]["action"]["enum"]
+    assert models["ModerateResponse"]["properties"]["decision"]["enum"] == [
+        "feature", "approve", "review", "reject",
+    ]  # fmt: skip
+    assert models["WordPressResponse"]["properties"]["decision"]["enum"] == [
+        "approve", "review", "reject",
+    ]  # fmt: skip
+    for name in ("ModerateResponse", "ScoreResult", "WordPressResponse"):
+        assert {"constructive", "spans"} <= set(models[name]["properties"])
+        assert not {"constructive", "spans"} & set(models[name]["required"])
+    # every reference resolves
+    refs = re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(schema))
+    assert refs and set(refs) <= set(models)
 
 
 # --------------------------------------------------------------------------- readiness
