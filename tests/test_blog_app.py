@@ -129,3 +129,117 @@ def test_empty_or_overlong_comments_are_refused() -> None:
     assert client.post("/comments", data={"author": "A", "text": "  "}).status_code == 422
     assert client.post("/comments", data={"author": "A", "text": "x" * 5001}).status_code == 422
     assert sent == []
+
+
+# --------------------------------------------------------------------------- the model's heads
+
+FEATURE = {"label": "constructive", "score": 0.91, "threshold": 0.8, "action": "feature"}
+
+
+def with_heads(
+    decision: str, text: str, reasons: list[dict[str, Any]], words: dict[str, str]
+) -> dict[str, Any]:
+    """An answer from a model with the span and constructiveness heads: a span (label
+    from ``words``) over each of those words in ``text``, each reason naming its own."""
+    spans = []
+    for word, label in words.items():
+        start = text.index(word)
+        spans.append(
+            {"start": start, "end": start + len(word), "label": label, "score": 0.9, "text": word}
+        )
+    named = [
+        {**r, "spans": [s for s in spans if r["label"] in ("toxicity", s["label"])]}
+        if r["action"] != "feature"
+        else r
+        for r in reasons
+    ]
+    return {
+        **answer(decision, named),
+        "constructive": {"constructive": 0.91 if decision == "feature" else 0.1},
+        "spans": spans,
+    }
+
+
+def test_a_featured_comment_is_shown_first() -> None:
+    text = "The 2019 counts are in the second table of the report; new ones come in June."
+    client, _ = blog(
+        lambda body: httpx.Response(200, json=with_heads("feature", body["text"], [FEATURE], {}))
+    )
+    page = post(client, text)
+    assert statuses(client)[text] == "published"
+    assert "published and featured" in page
+    featured = page.split("<section id='featured'>", 1)[1].split("</section>", 1)[0]
+    assert "Featured comments" in featured and text in featured
+    # in the thread, before the seed comments posted earlier, with its badge
+    thread = page.split("id='thread'", 1)[1]
+    assert thread.index(text) < thread.index("Finally a bus")
+    assert "data-featured='1'" in thread and "class='badge'>Featured" in thread
+    (record,) = [c for c in client.get("/api/comments").json() if c["text"] == text]
+    assert record["featured"] is True and record["decision"] == "feature"
+
+
+def test_no_featured_section_without_a_featured_comment() -> None:
+    client, _ = blog(lambda body: httpx.Response(200, json=answer("approve")))
+    page = post(client, "Just a comment")
+    assert "id='featured'" not in page and "data-featured='1'" not in page
+
+
+def test_held_comments_show_and_highlight_the_flagged_words() -> None:
+    text = "You <b>idiot</b>, and the damn council too"
+    toxicity = {"label": "toxicity", "score": 0.9, "threshold": 0.5, "action": "review"}
+    reasons = [toxicity, INSULT]
+    words = {"idiot": "insult", "damn": "obscene"}
+    client, _ = blog(
+        lambda body: httpx.Response(200, json=with_heads("review", body["text"], reasons, words))
+    )
+    notice = post(client, text)
+    assert statuses(client)[text] == "held"
+    # the commenter sees the words behind each reason
+    assert "<strong>insult</strong>" in notice
+    insult_item = notice.split("<li class='reason' data-label='insult'>", 1)[1].split("</li>", 1)[0]
+    assert "\u201cidiot\u201d" in insult_item and "damn" not in insult_item
+    toxicity_item = notice.split("<li class='reason' data-label='toxicity'>", 1)[1].split(
+        "</li>", 1
+    )[0]
+    assert "\u201cidiot\u201d" in toxicity_item and "\u201cdamn\u201d" in toxicity_item
+    # the moderator sees them highlighted in the comment, the rest still escaped
+    queue = client.get("/moderation").text
+    assert (
+        "You &lt;b&gt;<mark class='span' data-label='insult'>idiot</mark>&lt;/b&gt;, and the "
+        "<mark class='span' data-label='obscene'>damn</mark> council too"
+    ) in queue
+
+
+def test_malformed_spans_from_the_hook_are_ignored() -> None:
+    bad = {
+        **answer("review", [{**INSULT, "spans": [{"start": "x"}, {"start": 5, "end": 2}]}]),
+        "spans": [{"start": -3, "end": 2}, {"end": 4}, {"start": 0, "end": 99, "label": "<i>"}],
+    }
+    client, _ = blog(lambda body: httpx.Response(200, json=bad))
+    post(client, "short text")
+    queue = client.get("/moderation").text
+    assert "<mark class='span' data-label='&lt;i&gt;'>short text</mark>" in queue
+
+
+def test_the_real_hook_with_the_heads_features_and_flags() -> None:
+    """The blog against the hook itself (the fake model with the span and constructiveness
+    heads, the feature rule), not canned answers: the response shapes fit."""
+    from classifier.service import create_app
+    from tests.test_service import (
+        CONSTRUCTIVE,
+        FEATURE_POLICY,
+        TOKEN,
+        HeadsPredictor,
+        running,
+        settings,
+    )
+
+    hook = create_app(settings(), predictor=HeadsPredictor(), policy=FEATURE_POLICY)
+    with running(hook) as url:
+        client = TestClient(create_blog_app(BlogSettings(hook_url=url, hook_token=TOKEN)))
+        page = post(client, CONSTRUCTIVE)
+        assert "published and featured" in page and "id='featured'" in page
+        post(client, "You idiot")
+        queue = client.get("/moderation").text
+    assert "You <mark class='span' data-label='insult'>idiot</mark>" in queue
+    assert "\u201cidiot\u201d" in queue

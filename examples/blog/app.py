@@ -5,13 +5,17 @@ Every comment a reader posts is sent to the threadguard moderation hook
 article and the parent comment as context. The hook's decision sets what
 happens to the comment:
 
+- ``feature``: published at once and featured: shown first, in the article's
+  "Featured comments" and at the top of its thread (a model with the
+  constructiveness head and a policy with a feature rule);
 - ``approve``: published at once;
-- ``review``: held for a moderator, with the reasons (label, score, threshold);
+- ``review``: held for a moderator, with the reasons (label, score, threshold,
+  and the words the model flagged, when it gives toxic spans);
 - ``reject``: not published.
 
 The commenter sees the decision and its reasons right after posting. The
-moderator's page (``/moderation``) lists held comments with every score and
-lets a person approve or reject them. When the hook does not answer within the
+moderator's page (``/moderation``) lists held comments, their flagged words
+highlighted, with every score, and lets a person approve or reject them. When the hook does not answer within the
 timeout (down, overloaded, slow), the comment is held: the blog fails closed
 and the page still answers (docs/moderation.md, "Fail open or fail closed").
 
@@ -28,6 +32,7 @@ import itertools
 import secrets
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -89,6 +94,11 @@ class Comment:
     decision: str | None = None
     reasons: list[dict[str, Any]] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
+    #: the hook's constructiveness scores and toxic spans (a model with those heads)
+    constructive: dict[str, float] = field(default_factory=dict)
+    spans: list[dict[str, Any]] = field(default_factory=list)
+    #: the hook featured it (decision ``feature``): shown first
+    featured: bool = False
     stance: dict[str, Any] | None = None
     model_version: str | None = None
     latency_ms: float | None = None
@@ -147,7 +157,12 @@ class BlogSettings:
     transport: httpx.BaseTransport | None = None
 
 
-STATUS_OF_DECISION = {"approve": "published", "review": "held", "reject": "rejected"}
+STATUS_OF_DECISION = {
+    "feature": "published",
+    "approve": "published",
+    "review": "held",
+    "reject": "rejected",
+}
 
 
 def moderate(settings: BlogSettings, store: CommentStore, comment: Comment) -> Comment:
@@ -188,8 +203,11 @@ def moderate(settings: BlogSettings, store: CommentStore, comment: Comment) -> C
         comment.decided_by = "fallback"
         comment.hook_error = str(answer.get("error") or "the hook did not answer")
         return comment
+    comment.featured = comment.decision == "feature"
     comment.reasons = list(answer.get("reasons") or [])
     comment.scores = dict(answer.get("scores") or {})
+    comment.constructive = dict(answer.get("constructive") or {})
+    comment.spans = list(answer.get("spans") or [])
     comment.stance = answer.get("stance")
     comment.model_version = answer.get("model_version")
     comment.latency_ms = answer.get("latency_ms")
@@ -227,6 +245,13 @@ table.scores td { padding: .1rem .5rem; }
                 background: #fffbef; }
 .held-comment form { display: inline; }
 .muted { color: #777; font-family: sans-serif; font-size: .85rem; }
+.badge { font-family: sans-serif; font-size: .75rem; background: #2a6f4e; color: #fff;
+         padding: .05rem .4rem; border-radius: 3px; margin-left: .4rem; }
+.comment.featured { border-left-color: #2a6f4e; }
+#featured { background: #eef6f1; border: 1px solid #9cc8b0; padding: .2rem 1rem;
+            margin: 1rem 0; }
+mark.span { background: #f6c2c2; padding: 0 .1rem; }
+.flagged { font-family: Georgia, serif; }
 """
 
 
@@ -238,6 +263,47 @@ def _page(title: str, body: str) -> str:
         "<span><a href='/'>Article</a> · <a href='/moderation'>Moderation queue</a></span>"
         f"</header>{body}</body></html>"
     )
+
+
+def _span_bounds(span: Mapping[str, Any], length: int) -> tuple[int, int] | None:
+    """A span's ``(start, end)`` within a text of ``length`` characters, or ``None`` for one
+    that is malformed or empty there (the hook's answer is data, not trusted markup)."""
+    try:
+        start, end = int(span["start"]), min(int(span["end"]), length)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (start, end) if 0 <= start < end else None
+
+
+def highlight(text: str, spans: Iterable[Mapping[str, Any]]) -> str:
+    """``text`` escaped for HTML with each toxic span in a ``<mark class='span'>`` naming its
+    label (spans out of range, or overlapping an earlier one, are left unmarked)."""
+    marked = []
+    for span in spans:
+        bounds = _span_bounds(span, len(text))
+        if bounds is not None:
+            marked.append((*bounds, str(span.get("label", "toxicity"))))
+    out, at = [], 0
+    for start, end, label in sorted(marked):
+        if start < at:
+            continue
+        out.append(_e(text[at:start]))
+        out.append(f"<mark class='span' data-label='{_e(label)}'>{_e(text[start:end])}</mark>")
+        at = end
+    out.append(_e(text[at:]))
+    return "".join(out)
+
+
+def _flagged_html(comment: Comment, reason: Mapping[str, Any]) -> str:
+    """The words behind a reason (its spans), quoted; empty when it names none."""
+    words = []
+    for span in reason.get("spans") or []:
+        bounds = _span_bounds(span, len(comment.text))
+        if bounds is not None:
+            words.append(f"\u201c{_e(comment.text[bounds[0] : bounds[1]])}\u201d")
+    if not words:
+        return ""
+    return f": <span class='flagged'>{', '.join(words)}</span>"
 
 
 def _reasons_html(comment: Comment) -> str:
@@ -252,7 +318,8 @@ def _reasons_html(comment: Comment) -> str:
     items = "".join(
         f"<li class='reason' data-label='{_e(str(r['label']))}'>"
         f"<strong>{_e(str(r['label']))}</strong> {float(r['score']):.2f} "
-        f"(threshold {float(r['threshold']):.2f}, {_e(str(r['action']))})</li>"
+        f"(threshold {float(r['threshold']):.2f}, {_e(str(r['action']))})"
+        f"{_flagged_html(comment, r)}</li>"
         for r in comment.reasons
     )
     return f"<ul class='reasons'>{items}</ul>"
@@ -271,8 +338,18 @@ def _scores_html(comment: Comment) -> str:
 
 
 def _notice_html(comment: Comment) -> str:
-    quote = f"<blockquote>{_e(comment.text)}</blockquote>"
-    if comment.status == "published":
+    shown = (
+        _e(comment.text)
+        if comment.status == "published"
+        else highlight(comment.text, comment.spans)
+    )
+    quote = f"<blockquote>{shown}</blockquote>"
+    if comment.status == "published" and comment.featured:
+        text = (
+            "<strong>Your comment is published and featured.</strong> It is shown first, "
+            "among the featured comments."
+        )
+    elif comment.status == "published":
         text = "<strong>Your comment is published.</strong>"
     elif comment.status == "held":
         text = (
@@ -287,6 +364,24 @@ def _notice_html(comment: Comment) -> str:
     )
 
 
+_BADGE = "<span class='badge'>Featured</span>"
+
+
+def _featured_html(store: CommentStore) -> str:
+    """The "Featured comments" box above the thread: the published comments the hook
+    featured, each linked to its place in the thread; empty when there are none."""
+    featured = [c for c in store.with_status("published") if c.featured]
+    if not featured:
+        return ""
+    items = "".join(
+        f"<div class='comment featured' data-id='{_e(c.id)}'>"
+        f"<div class='author'>{_e(c.author)}{_BADGE}</div><p class='text'>{_e(c.text)}</p>"
+        f"<a class='muted' href='#comment-{_e(c.id)}'>in the thread</a></div>"
+        for c in featured
+    )
+    return f"<section id='featured'><h2>Featured comments</h2>{items}</section>"
+
+
 def _thread_html(store: CommentStore) -> str:
     published = store.with_status("published")
     children: dict[str | None, list[Comment]] = {}
@@ -295,10 +390,13 @@ def _thread_html(store: CommentStore) -> str:
 
     def render(parent: str | None) -> str:
         out = []
-        for c in children.get(parent, []):
+        # featured first among their siblings; otherwise in the order they were posted
+        for c in sorted(children.get(parent, []), key=lambda c: not c.featured):
+            kind, badge = ("comment featured", _BADGE) if c.featured else ("comment", "")
             out.append(
-                f"<div class='comment' id='comment-{_e(c.id)}' data-id='{_e(c.id)}' "
-                f"data-status='{_e(c.status)}'><div class='author'>{_e(c.author)}</div>"
+                f"<div class='{kind}' id='comment-{_e(c.id)}' data-id='{_e(c.id)}' "
+                f"data-status='{_e(c.status)}' data-featured='{int(c.featured)}'>"
+                f"<div class='author'>{_e(c.author)}{badge}</div>"
                 f"<p class='text'>{_e(c.text)}</p>"
                 f"<div class='reply'>{render(c.id)}</div></div>"
             )
@@ -333,6 +431,7 @@ def article_page(store: CommentStore, posted: Comment | None) -> str:
         f"<article><h1>{_e(str(ARTICLE['title']))}</h1>"
         f"<p class='byline'>{_e(str(ARTICLE['byline']))}</p>{paragraphs}</article>"
         f"{_notice_html(posted) if posted else ''}"
+        f"{_featured_html(store)}"
         f"<section id='thread'>{_thread_html(store)}</section>{_form_html(store)}"
     )
     return _page(str(ARTICLE["title"]), body)
@@ -346,7 +445,7 @@ def moderation_page(store: CommentStore) -> str:
             f"<div><strong>{_e(c.author)}</strong> "
             f"<span class='muted'>decision: {_e(c.decision or '-')}"
             f"{', model ' + _e(c.model_version) if c.model_version else ''}</span></div>"
-            f"<p class='text'>{_e(c.text)}</p>{_reasons_html(c)}{_scores_html(c)}"
+            f"<p class='text'>{highlight(c.text, c.spans)}</p>{_reasons_html(c)}{_scores_html(c)}"
             f"<form method='post' action='/moderation/{_e(c.id)}'>"
             "<button class='approve' name='action' value='approve'>Approve</button> "
             "<button class='reject' name='action' value='reject'>Reject</button></form></div>"
