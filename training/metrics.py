@@ -321,6 +321,122 @@ def bootstrap_samples(data: PrimaryData, n_resamples: int, seed: int) -> np.ndar
     return np.concatenate(parts)
 
 
+def bootstrap_mean(values: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """The mean of per-example ``values`` (e.g. SemEval-2021 Task 5's per-post span F1)
+    on ``n_resamples`` resamples, drawn by :func:`bootstrap_indices` (so the same split
+    and seed pair the resamples of every model)."""
+    values = np.asarray(values, dtype=float)
+    if n_resamples <= 0 or len(values) == 0:
+        return np.zeros(0)
+    parts = [values[idx].mean(axis=1) for idx in bootstrap_indices(len(values), n_resamples, seed)]
+    return np.concatenate(parts)
+
+
+def binary_scores(
+    y: np.ndarray, prob: np.ndarray, threshold: float = 0.5, n_resamples: int = 0, seed: int = 0
+) -> dict[str, Any]:
+    """A binary task's ROC-AUC, the F1 of the positive class and the binary macro-F1 at
+    ``threshold``, each with a 95 % percentile bootstrap interval over the same
+    ``n_resamples`` resamples (None without resamples, and the AUC's when one class is
+    missing). ``y`` is 0/1."""
+    y = np.asarray(y).astype(int)
+    prob = np.asarray(prob, dtype=float)
+    pred = (prob >= threshold).astype(int)
+    both = 0 < y.sum() < len(y)
+    every = np.arange(len(y))[None, :]
+    out: dict[str, Any] = {
+        "n": len(y),
+        "positives": int(y.sum()),
+        "threshold": float(threshold),
+        "roc_auc": float(roc_auc_resampled(y, prob, every)[0]) if both else None,
+        "f1": float(macro_f1_resampled(y, pred, (1,), 2, every)[0]) if len(y) else None,
+        "macro_f1": float(macro_f1_resampled(y, pred, (0, 1), 2, every)[0]) if len(y) else None,
+        "roc_auc_ci": None,
+        "f1_ci": None,
+        "macro_f1_ci": None,
+    }
+    if n_resamples <= 0 or not len(y):
+        return out
+    aucs, f1s, macros = [], [], []
+    for idx in bootstrap_indices(len(y), n_resamples, seed):
+        if both:
+            aucs.append(roc_auc_resampled(y, prob, idx))
+        f1s.append(macro_f1_resampled(y, pred, (1,), 2, idx))
+        macros.append(macro_f1_resampled(y, pred, (0, 1), 2, idx))
+    if aucs:
+        out["roc_auc_ci"] = percentile_ci(np.concatenate(aucs))
+    out["f1_ci"] = percentile_ci(np.concatenate(f1s))
+    out["macro_f1_ci"] = percentile_ci(np.concatenate(macros))
+    return out
+
+
+#: Fewest positives a C3 characteristic needs when binarised at a share of 0.5 (half its
+#: raters named it); with fewer, it is binarised at > 0 (any rater named it) instead.
+MIN_CHARACTERISTIC_POSITIVES = 30
+
+
+def characteristic_target(
+    shares: np.ndarray, min_positives: int = MIN_CHARACTERISTIC_POSITIVES
+) -> tuple[np.ndarray, str]:
+    """0/1 gold for a constructiveness characteristic from the share of raters who named
+    it, and the rule used: ``">= 0.5"`` (at least half the raters) when that leaves
+    ``min_positives`` positives, else ``"> 0"`` (any rater): most characteristics are
+    named by a minority of a comment's five raters, so a strict majority can leave too
+    few positives for a stable AUC."""
+    shares = np.asarray(shares, dtype=float)
+    y = (shares >= 0.5).astype(int)
+    if y.sum() >= min_positives:
+        return y, ">= 0.5"
+    return (shares > 0).astype(int), "> 0"
+
+
+def constructive_metrics(
+    gold: Mapping[str, np.ndarray],
+    probs: np.ndarray,
+    labels: Sequence[str],
+    threshold: float = 0.5,
+    n_resamples: int = 0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A constructiveness head on C3: :func:`binary_scores` of ``constructive_binary``
+    (C3's own: more than half the raters judged the comment constructive) from the
+    ``constructive`` column of ``probs`` [N, C] (columns named by ``labels``), and the
+    ROC-AUC of every characteristic the head has, binarised by
+    :func:`characteristic_target`. ``gold`` maps each label to the raters' shares, -1
+    where unknown; rows with an unknown ``constructive`` are left out."""
+    known = np.asarray(gold["constructive"], dtype=float) >= 0
+    probs = np.asarray(probs, dtype=float)[known]
+    column = list(labels).index("constructive")
+    y = (np.asarray(gold["constructive"], dtype=float)[known] > 0.5).astype(int)
+    out: dict[str, Any] = {
+        "constructive_binary": binary_scores(y, probs[:, column], threshold, n_resamples, seed),
+        "characteristics": {},
+    }
+    for k, name in enumerate(labels):
+        if name == "constructive" or name not in gold:
+            continue
+        shares = np.asarray(gold[name], dtype=float)[known]
+        has = shares >= 0
+        target, rule = characteristic_target(shares[has])
+        both = 0 < target.sum() < len(target)
+        auc = roc_auc_resampled(target, probs[has, k], np.arange(len(target))[None, :])[0]
+        ci = None
+        if both and n_resamples > 0:
+            parts = [
+                roc_auc_resampled(target, probs[has, k], idx)
+                for idx in bootstrap_indices(len(target), n_resamples, seed)
+            ]
+            ci = percentile_ci(np.concatenate(parts))
+        out["characteristics"][name] = {
+            "n": len(target),
+            "positives": int(target.sum()),
+            "binarised": rule,
+            "roc_auc": float(auc) if both else None,
+            "roc_auc_ci": ci,
+        }
+    return out
+
+
 def percentile_ci(samples: np.ndarray, level: float = 0.95) -> list[float] | None:
     """Percentile confidence interval of bootstrap ``samples`` (NaNs left out)."""
     samples = samples[~np.isnan(samples)]
