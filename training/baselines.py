@@ -41,11 +41,15 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
+from classifier.spans import Span
 from training.corpora import CORPORA
 
 logger = logging.getLogger(__name__)
 
 BASELINES: tuple[str, ...] = ("majority", "tfidf", "profanity")
+
+#: The corpus whose toxic spans ``threadguard evaluate`` scores (SemEval-2021 Task 5's).
+SPAN_CORPUS = "toxic_spans"
 
 #: The corpus a fitted baseline trains on when the evaluated one has no train split.
 TRAIN_FALLBACK: dict[str, str] = {"bias_madlibs": "toxic_spans"}
@@ -68,13 +72,19 @@ class Scores:
     """What one model says about each example of a split.
 
     ``stance`` [N, S] columns follow ``stance_labels``; ``toxicity`` [N, T]
-    follow ``toxicity_labels``; ``None`` when the model has no opinion.
+    follow ``toxicity_labels``; ``None`` when the model has no opinion. A model with
+    a span head gives each example's toxic ``spans`` on the corpus that annotates
+    them (ToxicSpans), and one with a constructiveness head ``constructive`` [N, C]
+    (columns ``constructive_labels``) on the corpus that rates it (C3).
     """
 
     stance_labels: tuple[str, ...] = ()
     stance: np.ndarray | None = None
     toxicity_labels: tuple[str, ...] = ()
     toxicity: np.ndarray | None = None
+    spans: list[list[Span]] | None = None
+    constructive_labels: tuple[str, ...] = ()
+    constructive: np.ndarray | None = None
 
 
 def _package_version(name: str) -> str | None:
@@ -334,7 +344,8 @@ class TransformerScorer:
         }
 
     def score(self, corpus: str, data: datasets.Dataset, splits_of: SplitsOf) -> Scores:
-        """Stance and toxicity probabilities for every row of ``data``."""
+        """Stance and toxicity probabilities for every row of ``data``; with those heads,
+        toxic spans on ToxicSpans and constructiveness where the corpus rates it (C3)."""
         rows = data.select_columns(["target", "context", "text"])
         predictor = self.predictor
         head = predictor.head_for(corpus)
@@ -342,7 +353,20 @@ class TransformerScorer:
         # only the classes the corpus's head can say: another one is missing, not improbable
         classes = predictor.stance_heads[head].classes
         stance = stance[:, [predictor.stance_labels.index(c) for c in classes]]
-        return Scores(classes, stance, predictor.toxicity_labels, toxicity)
+        out = Scores(classes, stance, predictor.toxicity_labels, toxicity)
+        # the comment model's extra heads, read in a second pass over the comments alone (the
+        # scoring path above returns toxicity only); only where the corpus has their gold
+        comment = predictor.comment_model or predictor
+        want_spans = corpus == SPAN_CORPUS and bool(comment.span_labels)
+        rated = "constructive" in data.column_names and max(data["constructive"], default=-1) >= 0
+        want_constructive = rated and bool(comment.constructive_labels)
+        if want_spans or want_constructive:
+            found = comment.comment_scores(list(data["text"]), spans=want_spans)
+            out.spans = found.spans if want_spans else None
+            if want_constructive and found.constructive is not None:
+                out.constructive_labels = comment.constructive_labels
+                out.constructive = found.constructive
+        return out
 
 
 Scorer = TransformerScorer | Baseline

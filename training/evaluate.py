@@ -27,7 +27,7 @@ from typing import Any
 import datasets
 import numpy as np
 
-from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
+from classifier.labels import CONSTRUCTIVE_LABELS, STANCE_LABELS, TOXICITY_LABELS
 from training.baselines import Scorer, Scores, resolve_model
 from training.corpora import (
     CORPORA,
@@ -46,12 +46,14 @@ from training.metrics import (
     bias_metrics,
     bootstrap_samples,
     choose_threshold,
+    constructive_metrics,
     paired_difference,
     percentile_ci,
     primary_for,
     stance_metrics,
     toxicity_metrics,
 )
+from training.span_eval import evaluate_spans
 
 logger = logging.getLogger(__name__)
 
@@ -284,6 +286,32 @@ def measure(
     return out
 
 
+def measure_heads(
+    split: str, data: datasets.Dataset, scores: Scores, settings: Settings
+) -> dict[str, Any]:
+    """Figures of a model's span and constructiveness heads, where it gave them
+    (:meth:`training.baselines.TransformerScorer.score`; nothing otherwise):
+    ``spans``, SemEval-2021 Task 5's span F1 against the official gold of ``split``
+    (:func:`training.span_eval.evaluate_spans`), and ``constructive``, the ROC-AUC and F1
+    of C3's constructive_binary at the ``constructive`` decision threshold (default
+    0.5) and the AUC of each characteristic (:func:`training.metrics.constructive_metrics`),
+    with bootstrap intervals as the settings say."""
+    out: dict[str, Any] = {}
+    if scores.spans is not None:
+        out["spans"] = evaluate_spans(
+            data["id"], data["text"], scores.spans, split, settings.data_root,
+            settings.bootstrap, settings.seed,
+        )  # fmt: skip
+    if scores.constructive is not None and scores.constructive_labels:
+        gold = {n: np.asarray(data[n], dtype=float) for n in CONSTRUCTIVE_LABELS}
+        if (gold["constructive"] >= 0).any():
+            out["constructive"] = constructive_metrics(
+                gold, scores.constructive, scores.constructive_labels,
+                settings.threshold_for("constructive"), settings.bootstrap, settings.seed,
+            )  # fmt: skip
+    return out
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -496,7 +524,9 @@ def run_evaluation(
         samples: dict[str, np.ndarray] = {}
         for name, scorer in zip(names, scorers, strict=True):
             logger.info("%s: scoring with %s", key, name)
-            found = measure(corpus, data, scorer.score(corpus, data, cache), settings, subgroups)
+            scores = scorer.score(corpus, data, cache)
+            found = measure(corpus, data, scores, settings, subgroups)
+            found.result.update(measure_heads(split, data, scores, settings))
             measured[name] = found
             if found.primary is not None and settings.bootstrap > 0:
                 samples[name] = bootstrap_samples(found.primary, settings.bootstrap, settings.seed)

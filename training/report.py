@@ -216,6 +216,12 @@ def _summary_cell(result: Mapping[str, Any] | None) -> str:
     for t in result.get("toxicity", {}).values():
         if "bias" in t:
             cell += f" · bias {_f(t['bias']['final'])}"
+    spans = result.get("spans", {})
+    if spans.get("f1") is not None:
+        cell += f" · span F1 {_f(spans['f1'])}"
+    binary = result.get("constructive", {}).get("constructive_binary", {})
+    if binary.get("roc_auc") is not None:
+        cell += f" · constructive AUC {_f(binary['roc_auc'])}"
     return cell
 
 
@@ -306,6 +312,103 @@ def _toxicity_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
     return out
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!~=])")
+
+
+def _escape(text: str) -> str:
+    """``text`` with Markdown's special characters escaped (``|`` is left to the table's
+    own cell escaping) and line breaks as spaces, so it shows as written in a table cell."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
+
+
+def highlight(text: str, ranges: Sequence[Sequence[Any]]) -> str:
+    """``text`` as Markdown with the character ``ranges`` (``[start, end, ...]``) in
+    bold, as ``<b>`` tags: ``**`` next to punctuation (a span that starts at a comma)
+    is not emphasis to CommonMark, an inline tag always is. Whitespace at a range's
+    edges is left outside the tags."""
+    marked = sorted((int(r[0]), int(r[1])) for r in ranges if int(r[1]) > int(r[0]))
+    out: list[str] = []
+    at = 0
+    for start, end in marked:
+        start = max(start, at)
+        if start >= end:
+            continue
+        piece = text[start:end]
+        lead = len(piece) - len(piece.lstrip())
+        trail = len(piece) - len(piece.rstrip())
+        out.append(_escape(text[at : start + lead]))
+        if piece.strip():
+            out.append(f"<b>{_escape(piece.strip())}</b>")
+        at = end - trail
+    out.append(_escape(text[at:]))
+    return "".join(out)
+
+
+def _spans_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    found = [(r["model"], r["spans"]) for r in results if "spans" in r]
+    if not found:
+        return []
+    scored = [(m, s) for m, s in found if "skipped" not in s]
+    out = ["### Toxic spans", ""]
+    if scored:
+        out += _table(
+            ["model", "posts", "span F1 (SemEval-2021 Task 5)", "posts with gold: n, F1",
+             "posts without gold: n, predicted empty"],
+            [[m, s["n"], primary_cell({"value": s["f1"], "ci": s["ci"]}),
+              f"{s['with_gold']['n']}, {primary_cell({'value': s['with_gold']['f1'], 'ci': s['with_gold']['ci']})}",
+              f"{s['no_gold']['n']}, " + ("—" if s["no_gold"]["empty_share"] is None
+                                          else f"{100 * s['no_gold']['empty_share']:.1f} %")]
+             for m, s in scored],
+        )  # fmt: skip
+        out += [
+            f"Against the official gold of `{scored[0][1]['gold']}` (the rows of this split "
+            "that are in it): per-post F1 over character offsets, averaged; a post without a "
+            "gold span scores 1 only when nothing is predicted.",
+            "",
+        ]
+        for model, s in scored:
+            if not s.get("examples"):
+                continue
+            out += [f"<details><summary>{model}: examples (predicted and gold spans in bold)</summary>", ""]  # fmt: skip
+            out += _table(
+                ["id", "F1", "predicted", "gold"],
+                [[e["id"], _f(e["f1"], 2), highlight(e["text"], e["predicted"]),
+                  highlight(e["text"], e["gold"])] for e in s["examples"]],
+            )  # fmt: skip
+            out += ["</details>", ""]
+    out += [f"- {m}: {s['skipped']}" for m, s in found if "skipped" in s]
+    return out + ([""] if len(scored) < len(found) else [])
+
+
+def _constructive_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    found = [(r["model"], r["constructive"]) for r in results if "constructive" in r]
+    if not found:
+        return []
+    out = ["### Constructiveness", ""]
+    out += _table(
+        ["model", "n", "positives", "ROC-AUC", "threshold", "F1 (constructive)", "macro-F1"],
+        [[m, c["constructive_binary"]["n"], c["constructive_binary"]["positives"],
+          primary_cell({"value": c["constructive_binary"]["roc_auc"], "ci": c["constructive_binary"]["roc_auc_ci"]}),
+          f"{c['constructive_binary']['threshold']:.2f}",
+          primary_cell({"value": c["constructive_binary"]["f1"], "ci": c["constructive_binary"]["f1_ci"]}),
+          primary_cell({"value": c["constructive_binary"]["macro_f1"], "ci": c["constructive_binary"]["macro_f1_ci"]})]
+         for m, c in found],
+    )  # fmt: skip
+    rows = [
+        [m, name, v["binarised"], v["n"], v["positives"], primary_cell({"value": v["roc_auc"], "ci": v["roc_auc_ci"]})]
+        for m, c in found for name, v in c["characteristics"].items()
+    ]  # fmt: skip
+    if rows:
+        out += _table(["model", "characteristic", "positive when share", "n", "positives", "ROC-AUC"], rows)  # fmt: skip
+    out += [
+        "Gold: C3's constructive_binary (more than half the raters judged the comment "
+        "constructive); a characteristic is positive when at least half the raters named it, "
+        "or any rater when that leaves too few positives.",
+        "",
+    ]
+    return out
+
+
 def _errors_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
     out: list[str] = []
     for r in results:
@@ -385,6 +488,8 @@ def markdown(report: Mapping[str, Any]) -> str:
                   f"· sha256 {d['sha256'][:12]}…", ""]  # fmt: skip
         lines += _stance_section(results)
         lines += _toxicity_section(results)
+        lines += _spans_section(results)
+        lines += _constructive_section(results)
         plots = [p for p in report["plots"] if p.startswith(f"plots/{slug(d['name'])}/")]
         if plots:
             lines += ["### Plots", "", " ".join(f"![{Path(p).stem}]({p})" for p in plots), ""]
