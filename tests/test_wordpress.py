@@ -386,6 +386,50 @@ def test_hook_unavailable_holds_the_comment_within_the_timeout(site: Site, failu
         site.settings(url=site.hook_url, token=site.hook_token, timeout=2)
 
 
+def test_a_featured_comment_is_kept_as_feature_and_classed(site: Site) -> None:
+    """The hook itself (the fake model with the span and constructiveness heads, the feature
+    rule) behind the plugin: a featured comment is published with decision ``feature``, the
+    ``threadguard_featured`` meta and the ``threadguard-featured`` class on the post's page;
+    a held one keeps the words the model flagged with its reasons."""
+    from classifier.service import create_app
+    from tests.test_service import (
+        CONSTRUCTIVE,
+        FEATURE_POLICY,
+        HeadsPredictor,
+        running,
+    )
+    from tests.test_service import (
+        settings as hook_settings,
+    )
+
+    token = site.hook_token
+    app = create_app(hook_settings(token=token), predictor=HeadsPredictor(), policy=FEATURE_POLICY)
+    with running(app) as url:
+        try:
+            site.settings(url=url, token=token, timeout=2, on_failure="hold")
+            for author, text in (("Ada", CONSTRUCTIVE), ("Troll", "Nobody asked you, idiot.")):
+                response, _ = site.post_comment(text, author=author)
+                assert response.status_code in (302, 303), response.text[:2000]
+        finally:
+            site.settings(url=site.hook_url, token=site.hook_token, timeout=2)
+    featured = site.comment(CONSTRUCTIVE)
+    assert featured["approved"] == "1", featured
+    meta = featured["meta"]
+    assert meta["threadguard_decision"] == "feature" and meta["threadguard_featured"] == "1"
+    assert meta["threadguard_constructive"]["constructive"] == 0.9, meta
+    assert meta["threadguard_reasons"][0]["action"] == "feature", meta
+    held = site.comment("Nobody asked you, idiot.")
+    assert held["approved"] == "0" and held["meta"]["threadguard_decision"] == "review", held
+    insult = [r for r in held["meta"]["threadguard_reasons"] if r["label"] == "insult"]
+    assert insult and insult[0]["words"] == ["idiot"], held
+    assert "threadguard_featured" not in held["meta"]
+
+    page = httpx.get(site.url + "/?p=1", timeout=30).text
+    classes = page.split("2019 counts", 1)[0].rsplit("<li", 1)[1]
+    assert "threadguard-featured" in classes, classes[:500]
+    assert page.count("threadguard-featured") == 1
+
+
 def test_settings_page_and_comment_form_in_a_browser(site: Site, tmp_path: Path) -> None:
     """Chromium: a reader posts through the theme's comment form (a benign comment appears, a
     toxic one does not); the admin saves the plugin's settings page and sees the hook's

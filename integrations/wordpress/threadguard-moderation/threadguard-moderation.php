@@ -3,7 +3,7 @@
  * Plugin Name:       Threadguard Moderation
  * Plugin URI:        https://github.com/threadguard/threadguard
  * Description:       Sends each new comment to a threadguard moderation hook (<code>threadguard serve</code>) and publishes, holds or refuses it as the hook decides, keeping the scores and reasons with the comment. Fails into the moderation queue when the hook is down or slow.
- * Version:           0.1.0
+ * Version:           0.2.0
  * Requires at least: 5.6
  * Requires PHP:      7.4
  * Author:            threadguard
@@ -19,7 +19,7 @@ if ( ! defined( 'ABSPATH' ) ) {
 	exit;
 }
 
-define( 'THREADGUARD_MODERATION_VERSION', '0.1.0' );
+define( 'THREADGUARD_MODERATION_VERSION', '0.2.0' );
 define( 'THREADGUARD_MODERATION_PLUGIN_DIR', plugin_dir_path( __FILE__ ) );
 
 require_once THREADGUARD_MODERATION_PLUGIN_DIR . 'includes/class-threadguard-moderation.php';

@@ -209,12 +209,16 @@ class Threadguard_Moderation_Admin {
 		if ( is_array( $reasons ) && $reasons ) {
 			echo '<ul class="threadguard-reasons">';
 			foreach ( $reasons as $reason ) {
+				$words = isset( $reason['words'] ) && is_array( $reason['words'] ) && $reason['words']
+					? ': <span class="threadguard-words">&ldquo;' . implode( '&rdquo;, &ldquo;', array_map( 'esc_html', $reason['words'] ) ) . '&rdquo;</span>'
+					: '';
 				printf(
-					'<li>%s %s (%s %s)</li>',
+					'<li>%s %s (%s %s)%s</li>',
 					esc_html( $reason['label'] ),
 					esc_html( number_format_i18n( (float) $reason['score'], 2 ) ),
 					esc_html__( 'threshold', 'threadguard-moderation' ),
-					esc_html( number_format_i18n( (float) $reason['threshold'], 2 ) )
+					esc_html( number_format_i18n( (float) $reason['threshold'], 2 ) ),
+					$words // phpcs:ignore WordPress.Security.EscapeOutput.OutputNotEscaped -- each word escaped above
 				);
 			}
 			echo '</ul>';

@@ -12,7 +12,9 @@ if ( ! defined( 'ABSPATH' ) ) {
 /**
  * Sends new comments to the hook's `POST /v1/wordpress` endpoint on
  * `pre_comment_approved` and returns what the hook decided; stores the hook's
- * scores and reasons as comment meta once the comment is saved.
+ * scores and reasons as comment meta once the comment is saved. A comment the
+ * hook features (approved, `featured: true`) is kept as decision `feature`, and
+ * the theme's comment list gets a `threadguard-featured` class on it.
  */
 class Threadguard_Moderation {
 
@@ -20,12 +22,17 @@ class Threadguard_Moderation {
 	const OPTION = 'threadguard_moderation_settings';
 
 	/** Comment meta keys. */
-	const META_DECISION = 'threadguard_decision';
-	const META_REASONS  = 'threadguard_reasons';
-	const META_SCORES   = 'threadguard_scores';
-	const META_MODEL    = 'threadguard_model_version';
-	const META_REQUEST  = 'threadguard_request_id';
-	const META_ERROR    = 'threadguard_error';
+	const META_DECISION     = 'threadguard_decision';
+	const META_REASONS      = 'threadguard_reasons';
+	const META_SCORES       = 'threadguard_scores';
+	const META_MODEL        = 'threadguard_model_version';
+	const META_REQUEST      = 'threadguard_request_id';
+	const META_ERROR        = 'threadguard_error';
+	const META_FEATURED     = 'threadguard_featured';
+	const META_CONSTRUCTIVE = 'threadguard_constructive';
+
+	/** The class `comment_class()` adds to a featured comment, for themes to style. */
+	const FEATURED_CLASS = 'threadguard-featured';
 
 	/** Longest wait for the hook that the settings accept, in seconds. */
 	const MAX_TIMEOUT = 10;
@@ -68,6 +75,7 @@ class Threadguard_Moderation {
 		// After WordPress's own checks (priority 10), so a comment it already refused is left alone.
 		add_filter( 'pre_comment_approved', array( 'Threadguard_Moderation', 'check_comment' ), 20, 2 );
 		add_action( 'comment_post', array( 'Threadguard_Moderation', 'save_result' ), 10, 1 );
+		add_filter( 'comment_class', array( 'Threadguard_Moderation', 'comment_class' ), 10, 3 );
 	}
 
 	/**
@@ -249,7 +257,16 @@ class Threadguard_Moderation {
 			update_comment_meta( $comment_id, self::META_ERROR, sanitize_text_field( $result['error'] ) );
 			return;
 		}
-		update_comment_meta( $comment_id, self::META_DECISION, sanitize_key( $result['decision'] ) );
+		// The hook answers `approve` with `featured: true` for a comment its policy features
+		// (WordPress has no such status); the meta keeps the hook's own word for it.
+		$featured = isset( $result['featured'] ) && true === $result['featured'];
+		update_comment_meta( $comment_id, self::META_DECISION, $featured ? 'feature' : sanitize_key( $result['decision'] ) );
+		if ( $featured ) {
+			update_comment_meta( $comment_id, self::META_FEATURED, 1 );
+		}
+		if ( isset( $result['constructive'] ) && is_array( $result['constructive'] ) ) {
+			update_comment_meta( $comment_id, self::META_CONSTRUCTIVE, self::clean_scores( $result['constructive'] ) );
+		}
 		update_comment_meta( $comment_id, self::META_REASONS, self::clean_reasons( isset( $result['reasons'] ) ? $result['reasons'] : array() ) );
 		update_comment_meta( $comment_id, self::META_SCORES, self::clean_scores( isset( $result['scores'] ) ? $result['scores'] : array() ) );
 		if ( isset( $result['model_version'] ) && is_string( $result['model_version'] ) ) {
@@ -261,7 +278,35 @@ class Threadguard_Moderation {
 	}
 
 	/**
-	 * The reasons as label, score, threshold and action only.
+	 * Whether the hook featured the comment.
+	 *
+	 * @param int|WP_Comment|null $comment The comment (default: the current one).
+	 * @return bool
+	 */
+	public static function is_featured( $comment = null ) {
+		$comment = get_comment( $comment );
+		return $comment ? (bool) get_comment_meta( (int) $comment->comment_ID, self::META_FEATURED, true ) : false;
+	}
+
+	/**
+	 * Filter `comment_class`: adds `threadguard-featured` to a featured comment's classes,
+	 * so a theme can show it (e.g. `.threadguard-featured { border-left: 4px solid; }`).
+	 *
+	 * @param string[]        $classes    The comment's classes.
+	 * @param string|string[] $css_class  Classes the theme asked for.
+	 * @param int             $comment_id The comment's id.
+	 * @return string[]
+	 */
+	public static function comment_class( $classes, $css_class, $comment_id ) {
+		if ( $comment_id && self::is_featured( $comment_id ) ) {
+			$classes[] = self::FEATURED_CLASS;
+		}
+		return $classes;
+	}
+
+	/**
+	 * The reasons as label, score, threshold, action and the words the model flagged
+	 * (the `text` of each span behind the reason, when the hook gives spans).
 	 *
 	 * @param mixed $reasons The hook's `reasons`.
 	 * @return array
@@ -272,12 +317,22 @@ class Threadguard_Moderation {
 			if ( ! is_array( $reason ) || ! isset( $reason['label'], $reason['score'] ) ) {
 				continue;
 			}
-			$clean[] = array(
+			$item = array(
 				'label'     => sanitize_key( $reason['label'] ),
 				'score'     => (float) $reason['score'],
 				'threshold' => isset( $reason['threshold'] ) ? (float) $reason['threshold'] : null,
 				'action'    => isset( $reason['action'] ) ? sanitize_key( $reason['action'] ) : '',
 			);
+			if ( isset( $reason['spans'] ) && is_array( $reason['spans'] ) ) {
+				$words = array();
+				foreach ( $reason['spans'] as $span ) {
+					if ( is_array( $span ) && isset( $span['text'] ) && is_string( $span['text'] ) ) {
+						$words[] = sanitize_text_field( function_exists( 'mb_substr' ) ? mb_substr( $span['text'], 0, 100 ) : substr( $span['text'], 0, 100 ) );
+					}
+				}
+				$item['words'] = $words;
+			}
+			$clean[] = $item;
 		}
 		return $clean;
 	}
