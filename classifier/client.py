@@ -193,12 +193,22 @@ class ThreadguardClient:
             return {"decision": fallback, "fallback": True, "error": str(exc)}
 
     def score(
-        self, comments: list[dict[str, Any]], article: dict[str, Any] | None = None
+        self,
+        comments: list[dict[str, Any]],
+        article: dict[str, Any] | None = None,
+        *,
+        sort: Literal["input", "constructive"] = "input",
     ) -> dict[str, Any]:
-        """``POST /v1/score``: scores and stance for a batch of comments."""
+        """``POST /v1/score``: scores and stance for a batch of comments.
+
+        ``sort="constructive"`` ranks them best first (most constructive first, each
+        result with its ``index`` in ``comments``), e.g. to show a thread's best comments.
+        """
         payload: dict[str, Any] = {"comments": comments}
         if article is not None:
             payload["article"] = article
+        if sort != "input":
+            payload["sort"] = sort
         return self._json("POST", "/v1/score", payload)
 
     def wordpress(self, commentdata: dict[str, Any]) -> dict[str, Any]:

@@ -635,8 +635,7 @@ def test_a_thread_ranked_best_first(heads: ThreadguardClient) -> None:
     as_sent = heads.score(comments)["results"]
     assert [r["comment_id"] for r in as_sent] == ["a", "b", "c"]
     assert all("index" not in r and "constructive" in r and "spans" in r for r in as_sent)
-    ranked = heads.request("POST", "/v1/score", {"comments": comments, "sort": "constructive"})
-    results = ranked.json()["results"]
+    results = heads.score(comments, sort="constructive")["results"]
     assert [(r["comment_id"], r["index"]) for r in results] == [("b", 1), ("a", 0), ("c", 2)]
     bad = heads.request("POST", "/v1/score", {"comments": comments, "sort": "best"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "sort"
