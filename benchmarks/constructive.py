@@ -19,9 +19,10 @@ Baselines, trained on C3 train: TF-IDF (word 1-2 grams) + logistic regression, o
 label; logistic regression on log(1 + characters) alone.
 
 Published anchor: Kolhatkar et al. 2020 ("Classifying constructive comments", First
-Monday) report F1 around 0.90+ for BiLSTM and BERT models on C3, on their own random
-split (not by article) and with their own F1 averaging, so their figures are not
-comparable one for one with these.
+Monday) report F1 around 0.90+ for BiLSTM and BERT models on C3, on their own split
+(not this article-level one) and with their own F1 averaging (neither could be checked
+offline: only the abstract was at hand), so their figures are not comparable one for one
+with these.
 
     python -m benchmarks.constructive --backend onnx --json /tmp/bench_constructive.json
 """
@@ -57,11 +58,12 @@ from training.metrics import (
 
 logger = logging.getLogger(__name__)
 
-#: Kolhatkar et al. 2020, as the brief of this benchmark cites them.
+#: Kolhatkar et al. 2020, as cited when this benchmark was written: only the paper's
+#: abstract could be checked offline, not its results table, split or F1 averaging.
 PUBLISHED = (
-    "Kolhatkar et al. 2020 (First Monday), BiLSTM / BERT on C3: F1 about 0.90+, on their "
-    "own random split of C3 (not by article) and their own F1 averaging: not comparable "
-    "one for one with the figures above"
+    "Kolhatkar et al. 2020 ('Classifying constructive comments', First Monday): F1 about "
+    "0.90+ for BiLSTM / BERT on C3, on their own split of C3 (not this article-level one) "
+    "and with their own F1 averaging (not checked here): not comparable one for one"
 )
 
 #: Label → probability [N] of each label a scorer has, for a split's texts.
