@@ -261,7 +261,7 @@ class PredictorScorer(Scorer):
         self.name = f"threadguard ({predictor.backend})"
 
     def score(self, items: Sequence[Item]) -> None:
-        self.predictor.predict_arrays(items)
+        self.predictor.predict(items)  # as threadguard score: rows, spans included
 
     def score_one(self, item: Item) -> None:
         self.predictor.predict_one(item["text"], item["target"])
@@ -345,7 +345,8 @@ class Setup:
         return self.work / f"workload-{self.n}-{self.seed}-{self.long_share}.json"
 
     def make(self, system: str, threads: int) -> Scorer:
-        kind, _, backend = system.partition(":")
+        kind, _, rest = system.partition(":")
+        backend, _, variant = rest.partition(":")
         if kind == "ours":
             from classifier.runtime import load_predictor
 
@@ -353,6 +354,7 @@ class Setup:
             predictor = load_predictor(
                 self.model, batch_size=self.batch_size, num_threads=threads, backend=backend
             )
+            predictor.set_spans(variant != "no-spans")
             return PredictorScorer(predictor)
         if kind == "profanity":
             return ProfanityPeer()
@@ -371,8 +373,11 @@ class Setup:
 
 
 def system_title(system: str) -> str:
-    kind, _, backend = system.partition(":")
-    return f"threadguard ({backend})" if kind == "ours" else PEER_TITLES[kind]
+    kind, _, rest = system.partition(":")
+    backend, _, variant = rest.partition(":")
+    if kind != "ours":
+        return PEER_TITLES[kind]
+    return f"threadguard ({backend}, {variant})" if variant else f"threadguard ({backend})"
 
 
 # --------------------------------------------------------------------------- measuring
@@ -734,7 +739,10 @@ def main(argv: list[str] | None = None) -> int:
         say(f"skipped backends (onnxruntime/onnx not installed): {skipped}")
     del ours_model
 
-    systems = [f"ours:{b}" for b in available] + list(args.peers)
+    systems = [f"ours:{b}" for b in available]
+    if "onnx" in available:  # what the toxic spans cost (threadguard score --no-spans)
+        systems.insert(systems.index("ours:onnx") + 1, "ours:onnx:no-spans")
+    systems += list(args.peers)
     rows: list[Row] = []
     for system in systems:
         row = Row(system_title(system))

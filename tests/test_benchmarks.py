@@ -116,3 +116,8 @@ def test_seed_ensemble_averages_members_before_scoring() -> None:
     assert seed_ensemble.ensembles(members, 2, accuracy, max_combinations=2).count == 2
     with pytest.raises(ValueError, match="ensemble size 4"):
         seed_ensemble.ensembles(members, 4, accuracy)
+
+
+def test_speed_names_the_no_spans_variant() -> None:
+    assert speed.system_title("ours:onnx") == "threadguard (onnx)"
+    assert speed.system_title("ours:onnx:no-spans") == "threadguard (onnx, no-spans)"
