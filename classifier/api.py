@@ -15,13 +15,14 @@ True
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
 from classifier.policy import Policy, Reason
 from classifier.runtime import BatchPredictor, load_predictor
 from classifier.schema import ErrorRecord, Thread
+from classifier.spans import Span
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,14 @@ class Result:
     stance_scores: dict[str, float]
     #: each toxicity label's probability (calibrated on news comments where the model is)
     toxicity: dict[str, float]
-    #: approve / review / reject, from the moderation policy
+    #: feature / approve / review / reject, from the moderation policy
     decision: str
     reasons: tuple[Reason, ...]
     target: str = ""
+    #: constructiveness and its characteristics (empty for a model without that head)
+    constructive: dict[str, float] = field(default_factory=dict)
+    #: the words that drove the toxicity: ``text[start:end]``, with a label and score
+    spans: tuple[Span, ...] = ()
 
 
 class Threadguard:
@@ -124,4 +129,6 @@ class Threadguard:
             toxicity=dict(prediction["toxicity"]),
             decision=decision.decision,
             reasons=decision.reasons,
+            constructive=dict(prediction.get("constructive") or {}),
+            spans=tuple(prediction.get("spans") or ()),
         )

@@ -303,3 +303,36 @@ def test_table_highlights_spans() -> None:
     assert out.plain[start : start + 5] == "idiot" and "\n" not in out.plain
     (style,) = out.spans
     assert (style.start, style.end, str(style.style)) == (start, start + 5, "bold red")
+
+
+def test_span_threshold_is_fitted_on_the_task_dev_file_and_loaded(
+    span_folder: Path, tiny_config: ModelConfig, tmp_path: Path
+) -> None:
+    from classifier.runtime import CONFIG_FILE
+    from training.calibrate import SPAN_GRID, fit_span_threshold
+    from training.span_eval import read_tsd, tsd_path
+
+    saved = fit_span_threshold(span_folder, data_root=FIXTURES)
+    assert saved["threshold"] in SPAN_GRID and saved["n"] == len(
+        read_tsd(tsd_path("dev", FIXTURES))
+    )
+    meta = json.loads((span_folder / COMMENT_DIR / CONFIG_FILE).read_text(encoding="utf-8"))
+    assert meta["span_threshold"] == saved["threshold"]
+    predictor = load_predictor(span_folder, backend="torch")
+    assert predictor.comment_model is not None
+    assert predictor.comment_model.span_threshold == saved["threshold"]
+    # the chosen threshold is the best of the grid on that file
+    posts = read_tsd(tsd_path("dev", FIXTURES))
+    tokens = predictor.comment_model.span_token_probabilities([p.text for p in posts])
+    scores = [
+        np.mean([
+            span_f1(span_chars(decode_spans(t.offsets, t.word_ids, t.probs, LABELS, th)), p.gold)
+            for t, p in zip(tokens, posts, strict=True)
+        ])
+        for th in SPAN_GRID
+    ]  # fmt: skip
+    assert saved["dev_f1"] == pytest.approx(max(scores))
+    with pytest.raises(ValueError, match="no span head"):
+        fit_span_threshold(
+            Path(__file__).parent.parent / "classifier" / "default_model", data_root=FIXTURES
+        )

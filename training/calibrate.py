@@ -5,6 +5,10 @@ gave ordinary news comments 0.6). Platt scaling per label (a logistic regression
 the logit of the window-max probability) is fitted on the dev splits of the news
 corpora, so that 0.5 means "more likely toxic than not" by those corpora's
 annotators, and saved in the comment model's config, where the runtime applies it.
+
+A comment model with a span head also gets its span threshold here
+(:func:`fit_span_threshold`): the ``toxicity`` probability from which a word is
+in a span, chosen for the SemEval-2021 Task 5 F1 on that task's dev (trial) file.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from classifier.runtime import COMMENT_DIR, CONFIG_FILE, load_predictor, logit, model_dir
+from classifier.spans import decode_spans, span_chars
 from training.corpora import load_corpus
 from training.metrics import expected_calibration_error
 
@@ -26,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 #: The dev splits calibration reads: comments under news articles and talk-page comments.
 NEWS_DEV = ("c3", "toxic_spans", "context_toxicity")
+
+#: Span thresholds tried on the SemEval-2021 Task 5 dev file.
+SPAN_GRID = tuple(round(0.05 * k, 2) for k in range(1, 17))
 
 
 def fit_calibration(
@@ -42,10 +50,7 @@ def fit_calibration(
     head gives it and named in ``skipped``. Returns what was saved, with the dev ECE
     before and after.
     """
-    folder = model_dir(model)
-    comment_dir = folder / COMMENT_DIR
-    if not (comment_dir / CONFIG_FILE).is_file():
-        raise ValueError(f"{folder} has no comment model ({COMMENT_DIR}/{CONFIG_FILE})")
+    comment_dir = _comment_dir(model)
     predictor = load_predictor(comment_dir, backend="torch")
     predictor.calibration = None
     labels = predictor.toxicity_labels
@@ -81,8 +86,52 @@ def fit_calibration(
         "skipped": skipped,
         "dev": report,
     }
+    span_head = bool(predictor.span_labels)
     path = comment_dir / CONFIG_FILE
     meta = json.loads(path.read_text(encoding="utf-8"))
     meta["calibration"] = saved
     path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return {**saved, "span_head": span_head}
+
+
+def _comment_dir(model: str | Path) -> Path:
+    comment_dir = model_dir(model) / COMMENT_DIR
+    if not (comment_dir / CONFIG_FILE).is_file():
+        raise ValueError(f"{model_dir(model)} has no comment model ({COMMENT_DIR}/{CONFIG_FILE})")
+    return comment_dir
+
+
+def fit_span_threshold(
+    model: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    grid: Sequence[float] = SPAN_GRID,
+) -> dict[str, Any]:
+    """Choose and save (in place) the span threshold of ``model``'s comment model: of
+    ``grid``, the one with the best SemEval-2021 Task 5 F1 on the task's dev file
+    (``tsd_trial.csv``). Raises ``ValueError`` for a comment model without a span head."""
+    from training.span_eval import read_tsd, tsd_path, tune_threshold
+
+    comment_dir = _comment_dir(model)
+    predictor = load_predictor(comment_dir, backend="torch")
+    if not predictor.span_labels:
+        raise ValueError(f"{comment_dir} has no span head")
+    posts = read_tsd(tsd_path("dev", data_root))
+    tokens = predictor.span_token_probabilities([post.text for post in posts])
+    labels = predictor.span_labels
+
+    def predict(threshold: float) -> list[list[int]]:
+        return [
+            span_chars(decode_spans(t.offsets, t.word_ids, t.probs, labels, threshold))
+            for t in tokens
+        ]
+
+    best, f1 = tune_threshold(predict, [post.gold for post in posts], grid)
+    saved = {"threshold": best, "fitted_on": "toxic_spans:tsd_trial", "dev_f1": f1, "n": len(posts)}
+    path = comment_dir / CONFIG_FILE
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta["span_threshold"] = best
+    meta["span_calibration"] = saved
+    path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    logger.info("span threshold %.2f: SemEval F1 %.3f on %d dev posts", best, f1, len(posts))
     return saved

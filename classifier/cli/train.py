@@ -133,9 +133,10 @@ def calibrate(
 ) -> None:
     """Fit each toxicity label's Platt scaling on news-comment dev splits and save it in
     the comment model (needs the `train` extra), so that 0.5 means more likely toxic
-    than not."""
+    than not; with a span head, also choose its span threshold on SemEval-2021 Task 5's
+    dev file."""
     try:
-        from training.calibrate import NEWS_DEV, fit_calibration
+        from training.calibrate import NEWS_DEV, fit_calibration, fit_span_threshold
     except ImportError as exc:
         raise typer.BadParameter(
             f"calibrating needs the train extra ({exc.name} is missing): pip install 'threadguard[train]'"
@@ -151,3 +152,12 @@ def calibrate(
         )
     if saved["skipped"]:
         typer.echo(f"left uncalibrated (too few dev positives): {', '.join(saved['skipped'])}")
+    if saved["span_head"]:
+        try:
+            spans = fit_span_threshold(model, data_root=data_root)
+        except (ValueError, FileNotFoundError) as exc:
+            raise typer.BadParameter(str(exc)) from None
+        typer.echo(
+            f"span threshold {spans['threshold']:.2f}: SemEval-2021 Task 5 F1 "
+            f"{spans['dev_f1']:.3f} on {spans['n']} dev posts"
+        )
