@@ -18,7 +18,7 @@ import argparse
 import numpy as np
 
 from classifier.inference import Predictor, load_model
-from classifier.policy import Policy
+from classifier.moderation.policy import Policy
 from classifier.targets import comment_item
 from training.corpora import load_corpus
 from training.trainer import predict_dataset

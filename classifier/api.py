@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
-from classifier.policy import Policy, Reason
+from classifier.moderation.policy import Policy, Reason
 from classifier.runtime import BatchPredictor, load_predictor
 from classifier.schema import ErrorRecord, Thread
 from classifier.spans import Span

@@ -31,7 +31,7 @@ from typing import Any, Literal, cast
 from tqdm.auto import tqdm
 
 from classifier.ingest import ParseSummary, iter_inputs, write_error
-from classifier.policy import Policy
+from classifier.moderation.policy import Policy
 from classifier.readers import ParsedItem, ReadOptions
 from classifier.runtime import BatchPredictor, Prediction, load_predictor
 from classifier.schema import Comment, ErrorRecord, Thread

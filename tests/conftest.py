@@ -30,7 +30,7 @@ from transformers import (
 )
 
 from classifier.modeling import ModelConfig, ThreadguardModel
-from classifier.policy import Policy
+from classifier.moderation.policy import Policy
 from classifier.runtime import CACHE_ENV
 
 #: Words the tiny BERT vocabulary knows whole; anything else is spelled out in

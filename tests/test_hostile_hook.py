@@ -23,8 +23,8 @@ from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
 
-from classifier.client import signature
-from classifier.service import create_app
+from classifier.moderation.app import create_app
+from classifier.moderation.client import signature
 from tests.conftest import STRICT_POLICY
 from tests.hostile import HOSTILE_STRINGS, WRONG_TYPES, deep, fuzz_settings
 from tests.test_service import (
@@ -452,7 +452,7 @@ def test_serve_passes_the_new_limits_to_the_service(monkeypatch: pytest.MonkeyPa
     import uvicorn
     from typer.testing import CliRunner
 
-    import classifier.service as service
+    import classifier.moderation.app as service
     from classifier.cli import app as cli
 
     seen: list[Any] = []

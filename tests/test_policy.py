@@ -1,4 +1,4 @@
-"""The moderation policy (classifier.policy) and the model input of one comment (classifier.targets)."""
+"""The moderation policy (classifier.moderation.policy) and the model input of one comment (classifier.targets)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from classifier.inference import Predictor
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
 from classifier.modeling import ThreadguardModel
-from classifier.policy import DEFAULT_POLICY, Decision, Policy, Reason, Rule
+from classifier.moderation.policy import DEFAULT_POLICY, Decision, Policy, Reason, Rule
 from classifier.schema import Article, Comment, Thread
 from classifier.targets import comment_item, stance_target, thread_items, trim_words
 from tests.conftest import STRICT_POLICY

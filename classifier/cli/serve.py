@@ -172,7 +172,12 @@ def serve(
 
     import uvicorn
 
-    from classifier.service import ServiceConfigError, ServiceSettings, create_app, default_threads
+    from classifier.moderation.app import (
+        ServiceConfigError,
+        ServiceSettings,
+        create_app,
+        default_threads,
+    )
 
     if threads is None:
         threads = default_threads(workers)
@@ -219,7 +224,7 @@ def serve(
         return
     os.environ.update(settings.to_env())
     uvicorn.run(
-        "classifier.service:create_app_from_env",
+        "classifier.moderation.app:create_app_from_env",
         factory=True,
         workers=workers,
         **common,  # type: ignore[arg-type]

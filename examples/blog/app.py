@@ -42,7 +42,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from classifier.client import RequestRejected, ThreadguardClient
+from classifier.moderation.client import RequestRejected, ThreadguardClient
 
 ARTICLE = {
     "id": "council-bus-budget",
@@ -571,7 +571,7 @@ def run_demo(
 
     servers: list[uvicorn.Server] = []
     if hook_url is None:
-        from classifier.service import ServiceSettings, create_app, default_threads
+        from classifier.moderation.app import ServiceSettings, create_app, default_threads
 
         hook_token = secrets.token_urlsafe(24)
         hook_settings = ServiceSettings(

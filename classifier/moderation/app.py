@@ -74,7 +74,7 @@ from pydantic import BaseModel, Field
 
 from classifier import __version__
 from classifier.labels import SPAN_LABELS
-from classifier.policy import Decision, Policy
+from classifier.moderation.policy import Decision, Policy
 from classifier.runtime import ONNX_MISSING, load_predictor, onnx_available, resolve_backend
 from classifier.schema import Id, Text
 from classifier.targets import CommentItem, comment_item, stance_target, trim_words
@@ -1537,7 +1537,7 @@ def create_app(
 def create_app_from_env() -> FastAPI:
     """App factory for uvicorn workers: settings from :meth:`ServiceSettings.from_env`.
 
-    ``uvicorn --factory classifier.service:create_app_from_env`` (what
+    ``uvicorn --factory classifier.moderation.app:create_app_from_env`` (what
     ``threadguard serve --workers N`` runs for N > 1).
     """
     return create_app(ServiceSettings.from_env())

@@ -1,0 +1,2 @@
+"""The moderation wing: the policy (:mod:`.policy`), the HTTP hook (:mod:`.app`), its client
+(:mod:`.client`)."""
