@@ -224,7 +224,7 @@ def test_malformed_spans_from_the_hook_are_ignored() -> None:
 def test_the_real_hook_with_the_heads_features_and_flags() -> None:
     """The blog against the hook itself (the fake model with the span and constructiveness
     heads, the feature rule), not canned answers: the response shapes fit."""
-    from classifier.moderation.app import create_app
+    from classifier.moderation import create_app
     from tests.test_service import (
         CONSTRUCTIVE,
         FEATURE_POLICY,

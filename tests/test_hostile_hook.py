@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
 
-from classifier.moderation.app import create_app
+from classifier.moderation import create_app
 from classifier.moderation.client import signature
 from tests.conftest import STRICT_POLICY
 from tests.hostile import HOSTILE_STRINGS, WRONG_TYPES, deep, fuzz_settings
@@ -452,11 +452,11 @@ def test_serve_passes_the_new_limits_to_the_service(monkeypatch: pytest.MonkeyPa
     import uvicorn
     from typer.testing import CliRunner
 
-    import classifier.moderation.app as service
+    import classifier.moderation.app as hook
     from classifier.cli import app as cli
 
     seen: list[Any] = []
-    monkeypatch.setattr(service, "create_app", lambda s: seen.append(s) or FastAPI())
+    monkeypatch.setattr(hook, "create_app", lambda s: seen.append(s) or FastAPI())
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
     monkeypatch.setenv("THREADGUARD_TOKEN", "a,b")
     args = ["serve", "--body-timeout", "2.5", "--cache-bytes", "1000", "--docs"]

@@ -34,8 +34,9 @@ from classifier.cli import app as cli_app
 from classifier.inference import NoDefaultModelError, Predictor, load_model
 from classifier.labels import CONSTRUCTIVE_LABELS, STANCE_LABELS, TOXICITY_LABELS
 from classifier.modeling import ModelConfig, ThreadguardModel
-from classifier.moderation.app import (
+from classifier.moderation import (
     MicroBatcher,
+    Policy,
     ServiceConfigError,
     ServiceSettings,
     create_app,
@@ -46,7 +47,6 @@ from classifier.moderation.client import (
     ThreadguardClient,
     signature,
 )
-from classifier.moderation.policy import Policy
 from classifier.targets import comment_item
 from tests.conftest import STRICT_POLICY
 
@@ -822,7 +822,7 @@ def test_the_backend_is_checked_and_named_in_the_version(
 ) -> None:
     with pytest.raises(ServiceConfigError, match="unknown backend 'fp16'"):
         create_app(ServiceSettings(model=str(model_dir), no_auth=True, backend="fp16"))
-    monkeypatch.setattr("classifier.moderation.app.onnx_available", lambda: False)
+    monkeypatch.setattr("classifier.runtime.onnx_available", lambda: False)
     with pytest.raises(ServiceConfigError, match="pip install onnxruntime onnx"):
         create_app(ServiceSettings(model=str(model_dir), no_auth=True, backend="onnx"))
     app = create_app(ServiceSettings(model=str(model_dir), no_auth=True, backend="int8"))

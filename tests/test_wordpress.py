@@ -391,7 +391,7 @@ def test_a_featured_comment_is_kept_as_feature_and_classed(site: Site) -> None:
     rule) behind the plugin: a featured comment is published with decision ``feature``, the
     ``threadguard_featured`` meta and the ``threadguard-featured`` class on the post's page;
     a held one keeps the words the model flagged with its reasons."""
-    from classifier.moderation.app import create_app
+    from classifier.moderation import create_app
     from tests.test_service import (
         CONSTRUCTIVE,
         FEATURE_POLICY,

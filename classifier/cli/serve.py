@@ -172,12 +172,8 @@ def serve(
 
     import uvicorn
 
-    from classifier.moderation.app import (
-        ServiceConfigError,
-        ServiceSettings,
-        create_app,
-        default_threads,
-    )
+    import classifier.moderation.app as hook
+    from classifier.moderation.settings import ServiceConfigError, ServiceSettings, default_threads
 
     if threads is None:
         threads = default_threads(workers)
@@ -207,7 +203,7 @@ def serve(
     log_config = _log_config(level)
     logging.config.dictConfig(log_config)
     try:
-        application = create_app(settings)  # checks settings and policy before any model loads
+        application = hook.create_app(settings)  # checks settings and policy before any model loads
     except ServiceConfigError as exc:
         raise typer.BadParameter(str(exc)) from None
     except (OSError, ValueError) as exc:

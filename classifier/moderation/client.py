@@ -18,28 +18,32 @@ if the call gave a ``fallback`` decision, that decision is returned with
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from typing import Any, Literal
 
 import httpx
 
+# One definition of the header and the signature, shared with the hook (standard library only).
+from classifier.moderation.auth import SIGNATURE_HEADER, signature
+
+__all__ = [
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "SIGNATURE_HEADER",
+    "RequestRejected",
+    "ServiceUnavailable",
+    "ThreadguardClient",
+    "ThreadguardError",
+    "signature",
+]
+
 #: Seconds a call waits for the service (connect + answer) before giving up.
 DEFAULT_TIMEOUT = 2.0
 #: Retries after a connection failure or a 502/503/504 answer.
 DEFAULT_RETRIES = 2
 
-#: The header carrying the body's HMAC signature (what the service verifies).
-SIGNATURE_HEADER = "x-threadguard-signature"
-
 _RETRY_STATUS = frozenset({502, 503, 504})
-
-
-def signature(secret: str, body: bytes) -> str:
-    """``sha256=<hex HMAC-SHA256 of body>``: the signature header value for ``body``."""
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
 class ThreadguardError(Exception):

@@ -571,7 +571,7 @@ def run_demo(
 
     servers: list[uvicorn.Server] = []
     if hook_url is None:
-        from classifier.moderation.app import ServiceSettings, create_app, default_threads
+        from classifier.moderation import ServiceSettings, create_app, default_threads
 
         hook_token = secrets.token_urlsafe(24)
         hook_settings = ServiceSettings(
