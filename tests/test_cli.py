@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from classifier.cli import app
@@ -87,3 +90,25 @@ def test_version_names_the_package_and_the_shipped_model() -> None:
         result.stdout.strip()
         == f"threadguard {__version__} (shipped model {DEFAULT_MODEL_VERSION})"
     )
+
+
+def test_serve_without_options_runs_the_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``threadguard serve``'s defaults are ServiceSettings' (one definition, in
+    classifier/moderation/settings.py): only the secret and the thread count are its own."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    import classifier.moderation.app as hook
+    from classifier.moderation.settings import DEFAULTS
+
+    seen: list[Any] = []
+    monkeypatch.setattr(hook, "create_app", lambda s: seen.append(s) or FastAPI())
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    for name in ("THREADGUARD_HMAC_SECRET", "THREADGUARD_CORAL_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("THREADGUARD_TOKEN", "t")
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 0, result.output
+    (chosen,) = seen
+    assert chosen == dataclasses.replace(DEFAULTS, token="t", threads=chosen.threads)
+    assert chosen.threads is not None and chosen.threads >= 1

@@ -11,6 +11,12 @@ from typing import Annotated, Any
 import typer
 
 from classifier.cli._app import BackendChoice, BackendOption, app
+from classifier.moderation.settings import (
+    CORAL_SECRET_ENV,
+    DEFAULTS,
+    HMAC_SECRET_ENV,
+    TOKEN_ENV,
+)
 
 
 def _read_secret(path: Path | None, env: str, what: str) -> str | None:
@@ -85,74 +91,74 @@ def serve(
     no_auth: Annotated[
         bool,
         typer.Option("--no-auth", help="Accept requests without credentials: local use only."),
-    ] = False,
+    ] = DEFAULTS.no_auth,
     no_batching: Annotated[
         bool,
         typer.Option("--no-batching", help="Score each request on its own (no micro-batching)."),
-    ] = False,
+    ] = not DEFAULTS.batching,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Most comments scored in one forward pass.")
-    ] = 32,
+    ] = DEFAULTS.batch_size,
     batch_wait_ms: Annotated[
         float,
         typer.Option(min=0.0, help="Longest wait for concurrent requests to join a batch (ms)."),
-    ] = 3.0,
+    ] = DEFAULTS.batch_wait_ms,
     max_in_flight: Annotated[
         int, typer.Option(min=1, help="Requests in flight before answering 503.")
-    ] = 64,
+    ] = DEFAULTS.max_in_flight,
     max_body_bytes: Annotated[
         int, typer.Option(min=1, help="Largest request body (bytes), 413 above.")
-    ] = 65_536,
+    ] = DEFAULTS.max_body_bytes,
     max_comment_chars: Annotated[
         int, typer.Option(min=1, help="Longest comment (characters), 413 above.")
-    ] = 20_000,
+    ] = DEFAULTS.max_comment_chars,
     max_batch: Annotated[
         int, typer.Option(min=1, help="Most comments in one /v1/score request.")
-    ] = 64,
+    ] = DEFAULTS.max_batch,
     timeout: Annotated[
         float, typer.Option(min=0.001, help="Seconds a request may wait for the model (503 after).")
-    ] = 10.0,
+    ] = DEFAULTS.request_timeout_s,
     threads: Annotated[
         int | None,
         typer.Option(
             min=1,
             help="Torch threads per worker (default: cores / workers - 1, at least 1, at most 4).",
         ),
-    ] = None,
+    ] = DEFAULTS.threads,
     batch_tokens: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
             help="Most tokens (comments x longest) in one forward pass: bounds padding, "
             "which costs more than batching saves on a CPU.",
         ),
-    ] = 512,
-    backend: BackendOption = BackendChoice.auto,
+    ] = DEFAULTS.batch_tokens,
+    backend: BackendOption = BackendChoice(DEFAULTS.backend),
     cache_size: Annotated[
         int,
         typer.Option(
             min=0,
             help="Recent comments kept in memory to resolve parent_id (a tenth as many articles); 0: none.",
         ),
-    ] = 10_000,
+    ] = DEFAULTS.cache_size,
     cache_bytes: Annotated[
         int,
         typer.Option(
             min=0,
             help="Most bytes the comment cache holds (the article cache: a quarter of it).",
         ),
-    ] = 16 * 2**20,
+    ] = DEFAULTS.cache_bytes,
     body_timeout: Annotated[
         float,
         typer.Option(min=0.001, help="Seconds a client has to send its whole body (408 after)."),
-    ] = 5.0,
+    ] = DEFAULTS.body_timeout_s,
     docs: Annotated[
         bool | None,
         typer.Option(
             "--docs/--no-docs",
             help="Serve /docs, /redoc and /openapi.json, open to anyone (default: only with --no-auth).",
         ),
-    ] = None,
+    ] = DEFAULTS.docs,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve moderation decisions over HTTP (see docs/moderation.md).
@@ -164,9 +170,9 @@ def serve(
     level = log_level.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
-    token = _read_secret(token_file, "THREADGUARD_TOKEN", "token")
-    hmac_secret = _read_secret(hmac_secret_file, "THREADGUARD_HMAC_SECRET", "HMAC secret")
-    coral_secret = _read_secret(coral_secret_file, "THREADGUARD_CORAL_SECRET", "Coral secret")
+    token = _read_secret(token_file, TOKEN_ENV, "token")
+    hmac_secret = _read_secret(hmac_secret_file, HMAC_SECRET_ENV, "HMAC secret")
+    coral_secret = _read_secret(coral_secret_file, CORAL_SECRET_ENV, "Coral secret")
     if model is not None and not model.is_dir():
         raise typer.BadParameter(f"no model folder at {model}", param_hint="--model")
 
