@@ -1,0 +1,101 @@
+"""The import contracts in pyproject.toml ([tool.importlinter]) hold, and they catch a breach.
+
+They write down docs/architecture.md's layout as rules: classifier does not import
+training (but for the commands that need the train extra), the core does not import the
+moderation wing, the wing's modules import each other in one direction only, and the
+policy, the client and auth load no web framework and no model. `lint-imports` checks
+them; running it here puts it in CI through pytest (tests/test_repo.py holds .ci/run to
+README's commands, which do not name it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``lint-imports`` on the packages found first from ``cwd``, with the repository's
+    contracts; no cache, so that a copied tree is analysed afresh."""
+    code = "from importlinter.cli import lint_imports_command; lint_imports_command()"
+    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    args = [str(ROOT / "pyproject.toml"), "--no-cache", "--no-logo"]
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_import_contracts_are_kept() -> None:
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "edge", "contract"),
+    [
+        # the core reaching up into the moderation wing
+        (
+            "classifier/runtime.py",
+            "import classifier.moderation.policy",
+            "classifier.runtime -> classifier.moderation.policy",
+            "(the core never imports the wing)",
+        ),
+        # the library needing the train extra
+        (
+            "classifier/moderation/state.py",
+            "import training.config",
+            "classifier.moderation.state -> training.config",
+            "classifier does not import training",
+        ),
+        # the client loading the web framework
+        (
+            "classifier/moderation/client.py",
+            "import fastapi",
+            "classifier.moderation.client -> fastapi",
+            "the policy, the client and auth load no web framework",
+        ),
+        # a part of the wing importing the app built from it
+        (
+            "classifier/moderation/batching.py",
+            "import classifier.moderation.app",
+            "classifier.moderation.batching -> classifier.moderation.app",
+            "moderation wing: app > guard | integrations",
+        ),
+    ],
+)
+def test_a_forbidden_import_breaks_its_contract(
+    tmp_path: Path, module: str, line: str, edge: str, contract: str
+) -> None:
+    """A copy of the sources with one forbidden import added (inside a function, as the
+    lazy imports are: import-linter sees those too) fails, naming the contract and the
+    import."""
+    for package in ("classifier", "training"):
+        shutil.copytree(
+            ROOT / package,
+            tmp_path / package,
+            ignore=shutil.ignore_patterns("__pycache__", "default_model", "*.pyc"),
+        )
+    target = tmp_path / module
+    target.write_text(
+        target.read_text(encoding="utf-8") + f"\n\ndef _breach() -> None:\n    {line}\n",
+        encoding="utf-8",
+    )
+    result = lint_imports(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    broken = " ".join(result.stdout.split("Broken contracts", 1)[-1].split())
+    assert contract in broken, result.stdout
+    assert edge in broken, result.stdout
