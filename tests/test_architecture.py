@@ -99,3 +99,18 @@ def test_a_forbidden_import_breaks_its_contract(
     broken = " ".join(result.stdout.split("Broken contracts", 1)[-1].split())
     assert contract in broken, result.stdout
     assert edge in broken, result.stdout
+
+
+def test_the_wing_exports_its_public_names_and_the_policy_stays_light() -> None:
+    """Every name in classifier.moderation.__all__ resolves; importing the policy and the
+    client (the CLI's scoring path, a comment system's process) loads no FastAPI or torch."""
+    code = (
+        "import sys, classifier.moderation as m, classifier.moderation.policy, "
+        "classifier.moderation.client, classifier.cli\n"
+        "assert not {'fastapi', 'torch'} & set(sys.modules), sorted({'fastapi', 'torch'} & set(sys.modules))\n"
+        "assert all(getattr(m, name) is not None for name in m.__all__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
