@@ -72,7 +72,7 @@ def set_threads(num_threads: int | None) -> int:
 
     One thread per core is the fastest for batch scoring on an otherwise idle machine;
     a server that shares its cores with an event loop does better with one fewer
-    (see ``classifier.service.default_threads``).
+    (see ``classifier.moderation.settings.default_threads``).
     """
     if num_threads is not None:
         if num_threads < 1:
