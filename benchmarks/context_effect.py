@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from classifier.inference import Predictor, load_model
-from classifier.readers import read_file
+from classifier.io.readers import read_file
 from classifier.schema import Thread
 from classifier.targets import comment_item
 from training.corpora import load_corpus

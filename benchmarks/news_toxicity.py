@@ -33,7 +33,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 
-from classifier.readers import read_file
+from classifier.io.readers import read_file
 from classifier.runtime import BatchPredictor, load_predictor
 from classifier.schema import Thread
 from training.corpora import load_corpus

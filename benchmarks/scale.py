@@ -90,12 +90,12 @@ def write_archive(path: Path, texts: list[str], thread_size: int, seed: int) -> 
 def driver_rate(path: Path, out: Path) -> float:
     """Comments/s of what the Ray driver does per comment, without Ray: read the archive,
     build each model input, read a prediction back from JSON, build the row, write it."""
-    from classifier.ingest import ParseSummary, iter_inputs
-    from classifier.readers import ReadOptions
+    from classifier.io.ingest import ParseSummary, iter_inputs
+    from classifier.io.options import ReadOptions
+    from classifier.io.writers import JsonlRowWriter
     from classifier.schema import Thread
     from classifier.scoring import ModelInfo, score_row
     from classifier.targets import stance_target, thread_items
-    from classifier.writers import JsonlRowWriter
 
     labels = ["toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"]
     scores = {k: 0.2 for k in ("support", "deny", "query", "comment", "unrelated")}

@@ -1,7 +1,7 @@
 """Score an archive on Ray Data: the work behind ``threadguard score --engine ray``.
 
 The driver reads the inputs exactly as the local engine does
-(:func:`classifier.ingest.iter_inputs`): threads are assembled, each comment's
+(:func:`classifier.io.ingest.iter_inputs`): threads are assembled, each comment's
 model input is built with its target (a reply's parent, else the article) by
 :func:`classifier.targets.thread_items`, and bad records become the same error
 rows, written in input order. Only the model inputs travel to Ray: a part of
@@ -36,8 +36,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from classifier.ingest import iter_inputs, write_error
-from classifier.readers import ParsedItem, ReadOptions
+from classifier.io.ingest import iter_inputs, write_error
+from classifier.io.options import ParsedItem, ReadOptions
 from classifier.runtime import CACHE_ENV, default_cache_dir, model_dir
 from classifier.schema import Comment, ErrorRecord
 from classifier.scoring import ModelInfo, ScoreRun, ScoreSummary, row_sink, score_row

@@ -1,6 +1,6 @@
 """Score comment threads in a stream: the work behind ``threadguard score``.
 
-Threads come from :mod:`classifier.readers` one at a time; their comments are
+Threads come from :mod:`classifier.io.readers` one at a time; their comments are
 gathered into chunks of a few hundred, scored by the one batched
 :class:`~classifier.runtime.BatchPredictor` (which sorts each chunk by length),
 and written out as one row per comment. Memory stays constant however large
@@ -30,13 +30,13 @@ from typing import Any, Literal, cast
 
 from tqdm.auto import tqdm
 
-from classifier.ingest import ParseSummary, iter_inputs, write_error
+from classifier.io.ingest import ParseSummary, iter_inputs, write_error
+from classifier.io.options import ParsedItem, ReadOptions
+from classifier.io.writers import OutputFormat, open_row_writer
 from classifier.moderation.policy import Policy
-from classifier.readers import ParsedItem, ReadOptions
 from classifier.runtime import BatchPredictor, Prediction, load_predictor
 from classifier.schema import Comment, ErrorRecord, Thread
 from classifier.targets import CommentItem, stance_target, thread_items
-from classifier.writers import OutputFormat, open_row_writer
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import pytest
 
 import classifier
 import classifier.api
-from classifier.readers import read_file
+from classifier.io.readers import read_file
 from classifier.schema import Thread
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from classifier.cli import app
-from classifier.ingest import parse_threads
+from classifier.io.ingest import parse_threads
+from classifier.io.readers import read_file
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
 from classifier.modeling import ThreadguardModel
-from classifier.readers import read_file
 from classifier.schema import ErrorRecord, Thread
 from classifier.scoring import ModelInfo, ScoreRun
 from tests.hostile import csv_rows, deep, fuzz_settings, jsonl_lines
@@ -293,7 +293,7 @@ def test_fuzz_html_pages_never_raise(
 def test_jsonl_rows_escape_unicode_line_breaks(char: str) -> None:
     """A comment holding NEL or a Unicode line separator stays one JSONL line for
     readers that split on them (str.splitlines, JavaScript), and reads back equal."""
-    from classifier.writers import jsonl_line
+    from classifier.io.writers import jsonl_line
 
     line = jsonl_line({"text": f"a{char}b"})
     assert line.count("\n") == 1 and len(line.splitlines()) == 1

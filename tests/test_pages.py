@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from classifier import pages
-from classifier.pages import CommentSection, parse_page_html, parse_page_text
-from classifier.readers import read_file
+from classifier.io import pages
+from classifier.io.pages import CommentSection, parse_page_html, parse_page_text
+from classifier.io.readers import read_file
 from classifier.schema import Comment, Thread
 
 ROOT = Path(__file__).resolve().parents[1]

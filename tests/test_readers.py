@@ -13,9 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from classifier.readers import Columns, ReadOptions, detect_format, read_file, read_paths
+from classifier.io.options import Columns, ReadOptions, detect_format
+from classifier.io.readers import read_file, read_paths
+from classifier.io.writers import open_writer
 from classifier.schema import Article, Comment, ErrorRecord, Thread
-from classifier.writers import open_writer
 
 
 def split(items: list) -> tuple[list[Thread], list[ErrorRecord]]:

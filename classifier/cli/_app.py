@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from classifier.readers import ReadOptions
+    from classifier.io.options import ReadOptions
 
 from classifier import DEFAULT_MODEL_VERSION, __version__
 
@@ -81,7 +81,7 @@ def read_options(
     input_format: InFormat | None, column: list[str] | None, max_comment_chars: int
 ) -> ReadOptions:
     """The reader settings these options ask for (``typer.BadParameter`` when malformed)."""
-    from classifier.readers import Columns, ReadOptions
+    from classifier.io.options import Columns, ReadOptions
 
     overrides: dict[str, str] = {}
     for value in column or []:

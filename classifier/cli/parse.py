@@ -41,7 +41,7 @@ def parse(
 
     Exit code 0 when every record was read, 1 when some records were errors.
     """
-    from classifier.ingest import parse_threads
+    from classifier.io.ingest import parse_threads
 
     options = read_options(input_format, column, max_comment_chars)
     try:

@@ -22,7 +22,7 @@ from classifier.cli._app import (
 )
 
 if TYPE_CHECKING:
-    from classifier.readers import ReadOptions
+    from classifier.io.options import ReadOptions
 
 
 class ScoreFormat(str, Enum):

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from classifier.readers import ParsedItem, ReadOptions, expand_paths, read_file, read_jsonl_stream
+from classifier.io.jsonl import read_jsonl_stream
+from classifier.io.options import ParsedItem, ReadOptions, expand_paths
+from classifier.io.readers import read_file
+from classifier.io.writers import OutputFormat, jsonl_line, open_writer
 from classifier.schema import ErrorRecord, Thread
-from classifier.writers import OutputFormat, jsonl_line, open_writer
 
 logger = logging.getLogger(__name__)
 

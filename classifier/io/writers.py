@@ -1,7 +1,7 @@
 """Write threads as thread JSONL, or in the flat form as CSV or Parquet.
 
 Writers stream: they take threads one at a time and hold at most one
-Parquet row group in memory. What they write, :mod:`classifier.readers`
+Parquet row group in memory. What they write, :mod:`classifier.io.readers`
 reads back into equal threads.
 
 The flat form has the columns :data:`FLAT_COLUMNS`: one row a comment, the

@@ -1,0 +1,99 @@
+"""Checks every reader applies: a comment's text, and a thread's comments as a whole.
+
+Each reader turns its records into candidate comments; :func:`finish_thread`
+then yields one error row for each that cannot be scored (unreadable text,
+a repeated id, a reply to nothing, a reply cycle) and the thread with the
+rest, so every format reports the same problems the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from classifier.io.options import ParsedItem, RecordError
+from classifier.schema import Comment, ErrorRecord, Thread, text_problem
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def undecodable(value: str) -> int | None:
+    """Position of the first byte that was not UTF-8 (decoded as a lone surrogate), if any."""
+    m = _SURROGATE.search(value)
+    return m.start() if m else None
+
+
+def id_of(value: Any) -> str | None:
+    """An id to name a bad record by in its error row: a string or an integer, else none."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def check_comment(comment: Comment, max_chars: int) -> None:
+    """Raise :class:`RecordError` if ``comment`` cannot be scored."""
+    for name in ("id", "text", "parent_id", "author", "timestamp"):
+        value = getattr(comment, name)
+        if isinstance(value, str) and (problem := text_problem(value)) is not None:
+            raise RecordError(f"field {name!r} {problem}", comment.id)
+    if not comment.text or not comment.text.strip():
+        raise RecordError("comment text is empty", comment.id)
+    if len(comment.text) > max_chars:
+        raise RecordError(
+            f"comment text is {len(comment.text):,} characters, over the limit of "
+            f"{max_chars:,} (--max-comment-chars)",
+            comment.id,
+        )
+
+
+def finish_thread(
+    thread: Thread, candidates: list[tuple[str, Comment]], max_chars: int
+) -> Iterator[ParsedItem]:
+    """Check a thread's comments as a whole and yield its errors, then the thread.
+
+    ``candidates`` are (location, comment) pairs in source order. A comment is
+    an error if it is unreadable, repeats an id, replies to itself or to an
+    id the thread does not have, or sits in a reply cycle.
+
+    A reply to a comment that was itself an error is kept: its parent exists
+    in the input, only its text could not be used (the reply is then read
+    against the article).
+    """
+    good: list[tuple[str, Comment]] = []
+    ids: set[str] = set()  # every id the input has, usable or not
+    kept: set[str] = set()
+    for location, comment in candidates:
+        try:
+            if comment.id in kept:
+                raise RecordError(f"duplicate comment id {comment.id!r} in thread", comment.id)
+            ids.add(comment.id)
+            check_comment(comment, max_chars)
+        except RecordError as exc:
+            yield ErrorRecord(thread.source, location, str(exc), exc.record_id, thread.id)
+            continue
+        kept.add(comment.id)
+        good.append((location, comment))
+    parents = {c.id: c.parent_id for _, c in good}
+    for location, comment in good:
+        error = None
+        if comment.parent_id == comment.id:
+            error = "comment replies to itself"
+        elif comment.parent_id is not None and comment.parent_id not in ids:
+            error = f"parent id {comment.parent_id!r} points to no comment of thread {thread.id!r}"
+        else:
+            seen = {comment.id}
+            parent = comment.parent_id
+            while parent is not None and parent in parents:
+                if parent in seen:
+                    error = "comment is part of a reply cycle"
+                    break
+                seen.add(parent)
+                parent = parents[parent]
+        if error:
+            yield ErrorRecord(thread.source, location, error, comment.id, thread.id)
+        else:
+            thread.comments.append(comment)
+    yield thread

@@ -1,0 +1,336 @@
+"""The flat form (one comment a row, the article repeated on each row): CSV, TSV and Parquet.
+
+Rows of one thread must be contiguous (as :mod:`classifier.io.writers`
+writes them): holding every thread until the end of the file would not
+stream. A thread id that comes back after another thread is read as a
+second part of it, with a warning. :class:`FlatAssembler` groups rows into
+threads for every flat reader, the JSONL one included; :func:`read_csv` and
+:func:`read_parquet` stream their files into it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from classifier.io.checks import finish_thread, id_of, undecodable
+from classifier.io.options import Columns, ParsedItem, ReadOptions, RecordError
+from classifier.schema import (
+    ID_CELL,
+    STAMP_CELL,
+    TEXT_CELL,
+    Article,
+    Comment,
+    ErrorRecord,
+    Thread,
+    check_json_object,
+    describe,
+    stable_id,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Flat-form fields that are ids (strings or integers) and timestamps (strings, numbers, dates).
+_ID_FIELDS = frozenset({"thread_id", "comment_id", "parent_id"})
+_STAMP_FIELDS = frozenset({"timestamp", "article_published"})
+_JSON_FIELDS = frozenset({"extra", "thread_extra"})
+
+
+class FlatAssembler:
+    """Groups contiguous flat rows into threads and checks them."""
+
+    def __init__(self, source: str, columns: Columns, max_chars: int) -> None:
+        self.source = source
+        self.columns = columns
+        self.max_chars = max_chars
+        self.current: Thread | None = None
+        self.rows: list[tuple[str, Comment]] = []
+        self.article_rows = 0
+        self.closed: set[str] = set()  # thread ids already written, to spot unsorted input
+        self._resolved: tuple[frozenset[str], dict[str, str]] | None = None
+
+    def _colmap(self, keys: Iterable[str]) -> dict[str, str]:
+        key_set = frozenset(keys)
+        if self._resolved is None or self._resolved[0] != key_set:
+            self._resolved = (key_set, self.columns.resolve(key_set))
+        return self._resolved[1]
+
+    def _cells(self, row: Mapping[str, Any], cols: dict[str, str]) -> dict[str, str | None]:
+        """Every claimed cell of ``row``, validated (:class:`RecordError` on the first bad one).
+
+        Text cells must be strings (a number, list or object is an error, not turned
+        into text); ids may be integers; timestamps may be numbers or dates. CSV has
+        no null: an empty cell, a missing one and a null (or a Parquet NaN) are the same.
+        """
+        values: dict[str, str | None] = {}
+        # the comment id first, so a later bad cell's error row can name the record
+        order = sorted(cols, key=lambda name: name != "comment_id")
+        for name in order:
+            if name in _JSON_FIELDS:
+                continue
+            value = row.get(cols[name])
+            if isinstance(value, float) and value != value:
+                value = None
+            adapter = (
+                ID_CELL
+                if name in _ID_FIELDS
+                else STAMP_CELL
+                if name in _STAMP_FIELDS
+                else TEXT_CELL
+            )
+            try:
+                values[name] = adapter.validate_python(value) or None
+            except ValidationError as exc:
+                rid = id_of(value) if name == "comment_id" else values.get("comment_id")
+                raise RecordError(f"column {cols[name]!r}: {describe(exc)}", rid) from None
+        return values
+
+    def _extra(
+        self, row: Mapping[str, Any], cols: dict[str, str], record_id: str | None
+    ) -> dict[str, Any]:
+        """The comment's ``extra``: its ``extra`` column's object, then unclaimed columns."""
+        used = set(cols.values())
+        extra: dict[str, Any] = {}
+        if "extra" in cols and (blob := row.get(cols["extra"])) not in (None, ""):
+            extra.update(_load_json_object(blob, "extra", record_id))
+        for key, value in row.items():
+            if key in used or value is None or value == "":
+                continue
+            if isinstance(value, float) and value != value:
+                continue
+            extra[key] = _json_cell(value)
+        try:
+            return check_json_object(extra)
+        except ValueError as exc:
+            raise RecordError(f"extra columns: {exc}", record_id) from None
+
+    def add(self, row: Mapping[str, Any], location: str, number: int) -> Iterator[ParsedItem]:
+        """Take one flat row (raising :class:`RecordError` before any change if it is bad)."""
+        cols = self._colmap(row.keys())
+        cells = self._cells(row, cols)
+        text = cells.get("text")
+        comment_id = cells.get("comment_id")
+        extra = self._extra(row, cols, comment_id)
+        thread_extra: dict[str, Any] = {}
+        if "thread_extra" in cols and (blob := row.get(cols["thread_extra"])) not in (None, ""):
+            thread_extra = _load_json_object(blob, "thread_extra", comment_id)
+
+        def get(name: str) -> str | None:
+            return cells.get(name)
+
+        thread_id = get("thread_id") or stable_id("file", Path(self.source).name)
+        if self.current is None or self.current.id != thread_id:
+            yield from self.flush()
+            self.current = Thread(
+                id=thread_id,
+                source=get("source") or self.source,
+                article=Article(
+                    id=thread_id,
+                    url=get("article_url"),
+                    title=get("article_title") or "",
+                    body=get("article_body") or "",
+                    published=get("article_published"),
+                    author=get("article_author"),
+                ),
+                extra=thread_extra,
+            )
+        if not text and not comment_id:
+            # an article-only row: a thread that has no comments (see writers.py)
+            self.article_rows += 1
+            return
+        parent = get("parent_id")
+        self.rows.append(
+            (
+                location,
+                Comment(
+                    id=comment_id or str(number),
+                    text=text or "",
+                    parent_id=parent or None,
+                    author=get("author"),
+                    timestamp=get("timestamp"),
+                    extra=extra,
+                ),
+            )
+        )
+
+    def flush(self) -> Iterator[ParsedItem]:
+        if self.current is None:
+            return
+        thread, rows = self.current, self.rows
+        self.current, self.rows = None, []
+        if not rows and not self.article_rows:
+            return
+        self.article_rows = 0
+        if thread.id in self.closed:
+            logger.warning(
+                "%s: rows of thread %s are not contiguous (sort the file by thread id); "
+                "read as another part of it, whose replies can only point inside that part",
+                self.source,
+                thread.id,
+            )
+        self.closed.add(thread.id)
+        yield from finish_thread(thread, rows, self.max_chars)
+
+
+def _load_json_object(value: Any, name: str, record_id: str | None = None) -> dict[str, Any]:
+    """A JSON-object cell (a dict, or JSON text of one), validated like every ``extra``."""
+    if isinstance(value, dict):
+        obj = value
+    elif not isinstance(value, str):
+        raise RecordError(
+            f"column {name!r} is not a JSON object: got {type(value).__name__}", record_id
+        )
+    else:
+        try:
+            obj = json.loads(value)
+        except RecursionError:
+            raise RecordError(f"column {name!r} nests too deeply", record_id) from None
+        except ValueError as exc:
+            raise RecordError(f"column {name!r} is not a JSON object: {exc}", record_id) from None
+    if not isinstance(obj, dict):
+        raise RecordError(f"column {name!r} is not a JSON object", record_id)
+    try:
+        return check_json_object(obj)
+    except ValueError as exc:
+        raise RecordError(f"column {name!r} {exc}", record_id) from None
+
+
+def _json_cell(value: Any) -> Any:
+    """An unclaimed cell as a JSON value for ``extra`` (Parquet dates, decimals, bytes as text)."""
+    if value is None or isinstance(value, (str, bool, int, float, list, dict)):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="surrogateescape")  # checked with the rest
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+class _Lines:
+    """Numbered lines of a text stream that keep the lines of the CSV record being read,
+    so reading can start again on the line after a record that proved malformed."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self._again: list[str] = []  # lines to hand out again, last first
+        self.line = 0  # lines handed out so far
+        self.record: list[str] = []
+        self.record_start = 1
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._again.pop() if self._again else next(self._lines)
+        self.line += 1
+        self.record.append(line)
+        return line
+
+    def begin_record(self) -> None:
+        self.record = []
+        self.record_start = self.line + 1
+
+    def drop_record_first_line(self) -> None:
+        """Give up the current record's first line; its other lines are read again."""
+        self._again.extend(reversed(self.record[1:]))
+        self.line = self.record_start
+        self.record = []
+
+
+def read_csv(path: Path, options: ReadOptions, delimiter: str = ",") -> Iterator[ParsedItem]:
+    """Flat CSV/TSV, streamed record by record (quoted newlines allowed).
+
+    The CSV is read strictly: a quote that is never closed (or text right after
+    a closing quote) makes the record that holds it one error row naming its
+    first line, and reading goes on from the next line, so one stray quote
+    cannot swallow the rows after it into a comment's text.
+    """
+    source = str(path)
+    flat = FlatAssembler(source, options.columns, options.max_comment_chars)
+    # Let the csv module read any field size; the comment length limit is ours to report.
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with path.open("rb") as raw:
+        # newline="" so only \r and \n end lines (not U+0085 or U+2028 inside a field)
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        lines = _Lines(iter(text))
+        reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        header: list[str] | None = None
+        number = 0
+        while True:
+            lines.begin_record()
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                start = lines.record_start
+                if header is not None:
+                    number += 1
+                yield ErrorRecord(
+                    source,
+                    f"row {number} (line {start})" if header is not None else f"line {start}",
+                    f"malformed CSV: {exc} (an unterminated quote?) in the record starting "
+                    f"on line {start}; reading went on from line {start + 1}",
+                )
+                lines.drop_record_first_line()
+                reader = csv.reader(lines, delimiter=delimiter, strict=True)
+                continue
+            if not cells:  # a blank line
+                continue
+            if header is None:
+                header = cells
+                continue
+            number += 1
+            location = f"row {number} (line {lines.record_start})"
+            if len(cells) > len(header):
+                yield ErrorRecord(
+                    source,
+                    location,
+                    f"{len(cells) - len(header)} more field(s) than the header has",
+                )
+                continue
+            row: dict[str, Any] = dict.fromkeys(header)
+            row.update(zip(header, cells, strict=False))
+            bad = next(
+                (k for k, v in row.items() if v is not None and undecodable(v) is not None), None
+            )
+            if bad is not None:
+                yield ErrorRecord(source, location, f"column {bad!r} has a byte that is not UTF-8")
+                continue
+            try:
+                yield from flat.add(row, location, number)
+            except RecordError as exc:
+                yield ErrorRecord(source, location, str(exc), exc.record_id)
+            except Exception as exc:  # never let one record end the file
+                logger.debug("%s %s: unexpected failure", source, location, exc_info=True)
+                yield ErrorRecord(source, location, f"cannot read record: {type(exc).__name__}")
+    yield from flat.flush()
+
+
+def read_parquet(path: Path, options: ReadOptions, batch_size: int = 2048) -> Iterator[ParsedItem]:
+    """Flat Parquet, streamed batch by batch."""
+    import pyarrow.parquet as pq
+
+    source = str(path)
+    flat = FlatAssembler(source, options.columns, options.max_comment_chars)
+    number = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+        for row in batch.to_pylist():
+            number += 1
+            location = f"row {number}"
+            try:
+                yield from flat.add(row, location, number)
+            except RecordError as exc:
+                yield ErrorRecord(source, location, str(exc), exc.record_id)
+            except Exception as exc:  # never let one record end the file
+                logger.debug("%s %s: unexpected failure", source, location, exc_info=True)
+                yield ErrorRecord(source, location, f"cannot read record: {type(exc).__name__}")
+    yield from flat.flush()
