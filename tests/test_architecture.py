@@ -2,8 +2,9 @@
 
 They write down docs/architecture.md's layout as rules: classifier does not import
 training (but for the commands that need the train extra), the core does not import the
-moderation wing, the wing's modules import each other in one direction only, and the
-policy, the client and auth load no web framework and no model. `lint-imports` checks
+moderation wing or the io wing, each wing's modules import each other in one direction
+only, the io wing loads no model, and the policy, the client and auth load no web
+framework and no model. `lint-imports` checks
 them; running it here puts it in CI through pytest (tests/test_repo.py holds .ci/run to
 README's commands, which do not name it).
 """
@@ -52,7 +53,28 @@ def test_the_import_contracts_are_kept() -> None:
             "classifier/runtime.py",
             "import classifier.moderation.policy",
             "classifier.runtime -> classifier.moderation.policy",
-            "(the core never imports the wing)",
+            "(the core never imports a wing)",
+        ),
+        # the core reaching up into the io wing
+        (
+            "classifier/modeling.py",
+            "import classifier.io.readers",
+            "classifier.modeling -> classifier.io.readers",
+            "(the core never imports a wing)",
+        ),
+        # reading files loading the model
+        (
+            "classifier/io/pages.py",
+            "import torch",
+            "classifier.io.pages -> torch",
+            "the io wing reads and writes files without loading a model",
+        ),
+        # a shared check importing the dispatch built on it
+        (
+            "classifier/io/checks.py",
+            "import classifier.io.readers",
+            "classifier.io.checks -> classifier.io.readers",
+            "io wing: ingest > readers > jsonl > flat",
         ),
         # the library needing the train extra
         (
