@@ -16,8 +16,8 @@ import argparse
 from classifier.encoding import EMOJI_RUN
 from classifier.inference import Predictor, load_model
 from training.corpora import load_corpus
+from training.dev import predict_dataset
 from training.metrics import dev_metrics
-from training.trainer import predict_dataset
 
 PROBES = [
     "🖕",

@@ -21,7 +21,7 @@ from classifier.inference import Predictor, load_model
 from classifier.moderation.policy import Policy
 from classifier.targets import comment_item
 from training.corpora import load_corpus
-from training.trainer import predict_dataset
+from training.dev import predict_dataset
 
 DEFAULT_DATASETS = [
     "olid",

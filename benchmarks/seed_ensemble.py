@@ -26,8 +26,8 @@ import numpy as np
 from classifier.inference import load_model
 from classifier.modeling import ThreadguardModel
 from training.corpora import load_corpus
+from training.dev import predict_dataset
 from training.metrics import dev_metrics
-from training.trainer import predict_dataset
 
 Probs = tuple[np.ndarray, np.ndarray]  # stance [N, S], toxicity [N, T]
 

@@ -30,9 +30,11 @@ from tests.test_stance_heads import HEADS
 from tests.test_trainer import FIXTURES, recipe
 from training.config import TrainConfig
 from training.corpora import load_corpus
+from training.dev import predict_dataset
 from training.metrics import dev_metrics
+from training.mixing import CorpusData
 from training.offsets import coordinate_ascent, fit_head_offsets, fit_stance_offsets
-from training.trainer import CorpusData, predict_dataset, train
+from training.trainer import train
 
 
 def test_coordinate_ascent_finds_the_optimum_and_leaves_the_rest_at_zero() -> None:

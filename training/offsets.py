@@ -41,8 +41,9 @@ from classifier.modeling import ThreadguardModel
 from classifier.runtime import REPLY_INPUTS, reply_mask
 from training.config import TrainConfig
 from training.corpora import CORPORA
+from training.dev import predict_dataset
 from training.metrics import dev_metrics
-from training.trainer import CorpusData, head_dev_splits, load_corpora, predict_dataset
+from training.mixing import CorpusData, head_dev_splits, load_corpora
 
 logger = logging.getLogger(__name__)
 
