@@ -3,7 +3,8 @@
 They write down docs/architecture.md's layout as rules: classifier does not import
 training (but for the commands that need the train extra), the core does not import the
 moderation wing or the io wing, each wing's modules import each other in one direction
-only, the io wing loads no model, and the policy, the client and auth load no web
+only, the io wing loads no model, the trainer imports the offsets fitted after it (not
+the other way), and the policy, the client and auth load no web
 framework and no model. `lint-imports` checks
 them; running it here puts it in CI through pytest (tests/test_repo.py holds .ci/run to
 README's commands, which do not name it).
@@ -75,6 +76,13 @@ def test_the_import_contracts_are_kept() -> None:
             "import classifier.io.readers",
             "classifier.io.checks -> classifier.io.readers",
             "io wing: ingest > readers > jsonl > flat",
+        ),
+        # the offsets reaching back into the trainer that runs them (the old cycle)
+        (
+            "training/offsets.py",
+            "import training.trainer",
+            "training.offsets -> training.trainer",
+            "training: trainer > offsets > dev > mixing",
         ),
         # the library needing the train extra
         (
