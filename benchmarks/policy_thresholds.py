@@ -17,7 +17,7 @@ import argparse
 
 import numpy as np
 
-from classifier.inference import Predictor, load_model
+from classifier.model.torch_predictor import Predictor, load_model
 from classifier.moderation.policy import Policy
 from classifier.targets import comment_item
 from training.corpora import load_corpus

@@ -119,7 +119,7 @@ def local_rate(
     path: Path, out: Path, model: str | None, backend: str, threads: int
 ) -> tuple[float, float]:
     """Comments per second of wall time, and per second of this process's CPU time."""
-    from classifier.runtime import load_predictor
+    from classifier.model.loading import load_predictor
     from classifier.scoring import ScoreRun, model_info
 
     predictor = load_predictor(model, backend=backend, num_threads=threads)
@@ -163,7 +163,7 @@ def main() -> None:
 
     import ray
 
-    from classifier.runtime import load_predictor
+    from classifier.model.loading import load_predictor
 
     cores = os.cpu_count() or 1
     texts, origin = comment_texts(args.n, args.seed)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import datasets
 import numpy as np
 
-from classifier.inference import load_model
-from classifier.modeling import ThreadguardModel
+from classifier.model.network import ThreadguardModel
+from classifier.model.torch_predictor import load_model
 from training.corpora import load_corpus
 from training.dev import predict_dataset
 from training.metrics import dev_metrics

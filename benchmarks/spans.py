@@ -35,8 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from classifier.runtime import COMMENT_DIR, BatchPredictor, load_predictor, model_dir
-from classifier.spans import span_chars
+from classifier.model.constants import COMMENT_DIR, model_dir
+from classifier.model.loading import load_predictor
+from classifier.model.predictor import BatchPredictor
+from classifier.model.spans import span_chars
 from training.span_eval import (
     PUBLISHED_BEST_F1,
     PUBLISHED_BEST_SYSTEM,
@@ -160,7 +162,7 @@ def run(
     logger.info("lexicon: F1 %.4f (%d words)", found["f1"], found["vocabulary"])
 
     if attribution:
-        from classifier.modeling import ThreadguardModel
+        from classifier.model.network import ThreadguardModel
 
         t0 = time.perf_counter()
         source = folder / COMMENT_DIR if (folder / COMMENT_DIR).is_dir() else folder

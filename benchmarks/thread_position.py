@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
 from classifier.labels import STANCE_LABELS
-from classifier.runtime import load_predictor
+from classifier.model.loading import load_predictor
 from training.corpora import load_corpus
 
 SDQC = ("support", "deny", "query", "comment")

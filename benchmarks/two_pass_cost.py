@@ -15,7 +15,7 @@ import argparse
 import statistics
 import time
 
-from classifier.runtime import load_predictor
+from classifier.model.loading import load_predictor
 from training.corpora import load_corpus
 
 SPANS = "comment model, spans (default)"

@@ -12,7 +12,8 @@ examples); the CLI is ``threadguard``; the thread schema is :mod:`classifier.sch
 
 import os
 
-__version__ = "0.4.0"
+from classifier._version import __version__
+
 #: The version of the model shipped in classifier/default_model (MODEL_CARD.md).
 DEFAULT_MODEL_VERSION = "v0.4"
 

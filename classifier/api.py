@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
+from classifier.model.loading import load_predictor
+from classifier.model.predictor import BatchPredictor
+from classifier.model.spans import Span
 from classifier.moderation.policy import Policy, Reason
-from classifier.runtime import BatchPredictor, load_predictor
 from classifier.schema import ErrorRecord, Thread
-from classifier.spans import Span
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Threadguard:
     Args:
         model: a saved model folder (default: the shipped model).
         backend: ``auto`` (ONNX Runtime on a CPU), ``torch``, ``int8``, ``onnx`` or
-            ``onnx-int8`` (:func:`classifier.runtime.load_predictor`).
+            ``onnx-int8`` (:func:`classifier.model.loading.load_predictor`).
         policy: a moderation policy file (default: the built-in one,
             configs/moderation.yaml).
         batch_size: comments per forward pass.

@@ -7,7 +7,7 @@ model input is built with its target (a reply's parent, else the article) by
 rows, written in input order. Only the model inputs travel to Ray: a part of
 up to :data:`PART_COMMENTS` comments becomes a Ray dataset with an index
 column, and ``map_batches`` runs it through a pool of ``workers`` actors, each
-of which loads the predictor once (:func:`classifier.runtime.load_predictor`,
+of which loads the predictor once (:func:`classifier.model.loading.load_predictor`,
 the ONNX export read from the cache). Predictions come back, are put back in
 input order by their index (each index exactly once, or the run fails), and
 become rows with :func:`classifier.scoring.score_row`, the function the local
@@ -38,7 +38,7 @@ from typing import IO, Any
 
 from classifier.io.ingest import iter_inputs, write_error
 from classifier.io.options import ParsedItem, ReadOptions
-from classifier.runtime import CACHE_ENV, default_cache_dir, model_dir
+from classifier.model.constants import CACHE_ENV, default_cache_dir, model_dir
 from classifier.schema import Comment, ErrorRecord
 from classifier.scoring import ModelInfo, ScoreRun, ScoreSummary, row_sink, score_row
 from classifier.targets import stance_target, thread_items
@@ -73,7 +73,7 @@ class ScoreActor:
         fault_marker: str | None = None,
         spans: bool = True,
     ) -> None:
-        from classifier.runtime import load_predictor
+        from classifier.model.loading import load_predictor
 
         self.predictor = load_predictor(
             model,

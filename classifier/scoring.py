@@ -2,7 +2,7 @@
 
 Threads come from :mod:`classifier.io.readers` one at a time; their comments are
 gathered into chunks of a few hundred, scored by the one batched
-:class:`~classifier.runtime.BatchPredictor` (which sorts each chunk by length),
+:class:`~classifier.model.predictor.BatchPredictor` (which sorts each chunk by length),
 and written out as one row per comment. Memory stays constant however large
 the input: at most one chunk of comments (and the thread being read) is held.
 
@@ -33,8 +33,9 @@ from tqdm.auto import tqdm
 from classifier.io.ingest import ParseSummary, iter_inputs, write_error
 from classifier.io.options import ParsedItem, ReadOptions
 from classifier.io.writers import OutputFormat, open_row_writer
+from classifier.model.loading import load_predictor
+from classifier.model.predictor import BatchPredictor, Prediction
 from classifier.moderation.policy import Policy
-from classifier.runtime import BatchPredictor, Prediction, load_predictor
 from classifier.schema import Comment, ErrorRecord, Thread
 from classifier.targets import CommentItem, stance_target, thread_items
 
@@ -232,7 +233,7 @@ class ScoreRun:
     ) -> ScoreRun:
         """Load the model (``None``: the shipped default) and the policy when moderating.
 
-        ``backend`` runs it (:mod:`classifier.backends`; ``auto``: the fastest one
+        ``backend`` runs it (:mod:`classifier.model.backends`; ``auto``: the fastest one
         measured to stay within 0.5 points of the float32 reference, for ``device``);
         ``spans=False`` leaves the toxic spans out of the rows (a little faster).
         """

@@ -30,11 +30,11 @@ _WORD = re.compile(r"\S+")
 
 
 class CommentItem(TypedDict):
-    """One model input, as :meth:`classifier.inference.Predictor.predict` takes it.
+    """One model input, as :meth:`classifier.model.torch_predictor.Predictor.predict` takes it.
 
     ``reply`` says whether the comment answers another comment. A reply under an
     article with no title has no context, so the flag, not the context, tells the
-    runtime (:func:`classifier.runtime.is_reply`) to apply the model's reply offsets.
+    runtime (:func:`classifier.model.replies.is_reply`) to apply the model's reply offsets.
     """
 
     text: str

@@ -29,9 +29,10 @@ from transformers import (
     RobertaTokenizerFast,
 )
 
-from classifier.modeling import ModelConfig, ThreadguardModel
+from classifier.model.config import ModelConfig
+from classifier.model.constants import CACHE_ENV
+from classifier.model.network import ThreadguardModel
 from classifier.moderation.policy import Policy
-from classifier.runtime import CACHE_ENV
 
 #: Words the tiny BERT vocabulary knows whole; anything else is spelled out in
 #: single characters and ``##`` pieces, so arbitrary English text tokenizes.

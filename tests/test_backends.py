@@ -1,4 +1,4 @@
-"""Every backend of classifier.backends agrees with the float32 torch reference.
+"""Every backend of classifier.model.backends agrees with the float32 torch reference.
 
 On a fixed sample (a seeded mix of short and long comments, with and without a
 target) each backend must give the reference's stance label wherever the reference
@@ -26,14 +26,16 @@ import numpy as np
 import pytest
 import torch
 
-from classifier import backends, runtime
-from classifier.backends import BackendUnavailableError, OnnxRunner, quantize_int8
-from classifier.inference import Predictor
-from classifier.modeling import ModelConfig, ThreadguardModel
+from classifier.model import backends, constants
+from classifier.model.backends import OnnxRunner, quantize_int8
+from classifier.model.config import ModelConfig
+from classifier.model.constants import BackendUnavailableError
+from classifier.model.network import ThreadguardModel
+from classifier.model.torch_predictor import Predictor
 from tests.conftest import TINY_WORDS
 
 TOLERANCE = {"onnx": 1e-4, "int8": 0.03, "onnx-int8": 0.03}
-needs_onnx = pytest.mark.skipif(not runtime.onnx_available(), reason="needs onnxruntime and onnx")
+needs_onnx = pytest.mark.skipif(not constants.onnx_available(), reason="needs onnxruntime and onnx")
 
 
 def sample_items(n: int = 40, seed: int = 7) -> list[dict[str, str]]:
@@ -102,7 +104,7 @@ def test_onnx_matches_reference(
     backend: str,
     toxicity_input: str,
 ) -> None:
-    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(constants.CACHE_ENV, str(tmp_path))
     config = ModelConfig(
         encoder=str(tiny_encoder_dir),
         max_length=64,
@@ -117,7 +119,7 @@ def test_onnx_matches_reference(
 def test_onnx_without_token_types(
     tiny_roberta_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(constants.CACHE_ENV, str(tmp_path))
     config = ModelConfig(encoder=str(tiny_roberta_dir), max_length=64, min_target_tokens=16)
     torch.manual_seed(0)
     assert_matches(decisive(ThreadguardModel.from_encoder(config)), "onnx", num_threads=1)
@@ -127,7 +129,7 @@ def test_onnx_without_token_types(
 def test_onnx_export_is_cached_by_weights(
     tiny_model: ThreadguardModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(constants.CACHE_ENV, str(tmp_path))
     first = OnnxRunner(tiny_model)
     assert first.path.parent == tmp_path / "onnx"
 
@@ -162,7 +164,7 @@ def test_missing_onnxruntime_is_a_clear_error(
     tiny_model: ThreadguardModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError
-    assert not runtime.onnx_available()
+    assert not constants.onnx_available()
     with pytest.raises(BackendUnavailableError, match="pip install onnxruntime"):
         Predictor(tiny_model, backend="onnx")
 
@@ -186,23 +188,23 @@ def test_set_threads(tiny_model: ThreadguardModel) -> None:
 def test_auto_picks_the_serving_backend_on_cpu_and_the_reference_elsewhere(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert runtime.resolve_backend("auto", "cuda") == "torch"
-    assert runtime.resolve_backend("int8", "cpu") == "int8"
-    assert runtime.resolve_backend("auto", "cpu") == runtime.SERVING_BACKEND or (
-        runtime.SERVING_BACKEND.startswith("onnx") and not runtime.onnx_available()
+    assert constants.resolve_backend("auto", "cuda") == "torch"
+    assert constants.resolve_backend("int8", "cpu") == "int8"
+    assert constants.resolve_backend("auto", "cpu") == constants.SERVING_BACKEND or (
+        constants.SERVING_BACKEND.startswith("onnx") and not constants.onnx_available()
     )
-    monkeypatch.setattr(runtime, "SERVING_BACKEND", "onnx-int8")
-    assert runtime.resolve_backend("auto", "cpu") == "onnx-int8" or not runtime.onnx_available()
-    monkeypatch.setattr(runtime, "onnx_available", lambda: False)
-    assert runtime.resolve_backend("auto", "cpu") == "torch"  # without onnxruntime
+    monkeypatch.setattr(constants, "SERVING_BACKEND", "onnx-int8")
+    assert constants.resolve_backend("auto", "cpu") == "onnx-int8" or not constants.onnx_available()
+    monkeypatch.setattr(constants, "onnx_available", lambda: False)
+    assert constants.resolve_backend("auto", "cpu") == "torch"  # without onnxruntime
     with pytest.raises(ValueError, match="unknown backend"):
-        runtime.resolve_backend("fp16")
+        constants.resolve_backend("fp16")
 
 
 def test_cli_offers_every_backend() -> None:
     from classifier.cli._app import BackendChoice
 
-    assert [c.value for c in BackendChoice] == ["auto", *runtime.BACKENDS]
+    assert [c.value for c in BackendChoice] == ["auto", *constants.BACKENDS]
 
 
 def test_evaluate_runs_a_model_through_a_backend(

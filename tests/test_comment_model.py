@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.modeling import ModelConfig, ThreadguardModel
-from classifier.runtime import COMMENT_DIR, CONFIG_FILE, load_predictor
+from classifier.model.config import ModelConfig
+from classifier.model.constants import COMMENT_DIR, CONFIG_FILE
+from classifier.model.loading import load_predictor
+from classifier.model.network import ThreadguardModel
 from tests.test_backends import needs_onnx
 
 LONG = " ".join(["the council met on tuesday to discuss the bus budget"] * 30) + " you idiot"

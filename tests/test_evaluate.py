@@ -14,7 +14,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 from typer.testing import CliRunner
 
 from classifier.cli import app
-from classifier.modeling import ThreadguardModel
+from classifier.model.network import ThreadguardModel
 from training.baselines import Baseline, Scores
 from training.corpora import default_data_root
 from training.data import make_example, to_dataset

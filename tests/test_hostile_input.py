@@ -20,7 +20,7 @@ from classifier.cli import app
 from classifier.io.ingest import parse_threads
 from classifier.io.readers import read_file
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
-from classifier.modeling import ThreadguardModel
+from classifier.model.network import ThreadguardModel
 from classifier.schema import ErrorRecord, Thread
 from classifier.scoring import ModelInfo, ScoreRun
 from tests.hostile import csv_rows, deep, fuzz_settings, jsonl_lines

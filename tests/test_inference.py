@@ -1,4 +1,4 @@
-"""Tests of classifier.inference on a tiny random model."""
+"""Tests of classifier.model.torch_predictor on a tiny random model."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from classifier import runtime
-from classifier.inference import NoDefaultModelError, Predictor, load_model
-from classifier.modeling import ModelConfig, ThreadguardModel
+from classifier.model import constants
+from classifier.model.config import ModelConfig
+from classifier.model.constants import NoDefaultModelError
+from classifier.model.network import ThreadguardModel
+from classifier.model.torch_predictor import Predictor, load_model
 
 ITEMS = [
     {"text": "you idiot", "target": "the war is over", "context": "news"},
@@ -101,7 +103,7 @@ def test_num_threads_is_applied(tiny_model: ThreadguardModel) -> None:
 def test_load_model(
     tiny_model: ThreadguardModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runtime, "DEFAULT_MODEL_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(constants, "DEFAULT_MODEL_DIR", tmp_path / "not-installed")
     with pytest.raises(NoDefaultModelError, match="no default"):
         load_model(None)
     with pytest.raises(FileNotFoundError):
@@ -109,7 +111,7 @@ def test_load_model(
     path = tiny_model.save_pretrained(tmp_path / "model")
     loaded = load_model(path)
     assert Predictor(loaded).predict(ITEMS) == Predictor(tiny_model).predict(ITEMS)
-    monkeypatch.setattr(runtime, "DEFAULT_MODEL_DIR", path)  # as if shipped in the package
+    monkeypatch.setattr(constants, "DEFAULT_MODEL_DIR", path)  # as if shipped in the package
     assert Predictor(load_model()).predict(ITEMS) == Predictor(tiny_model).predict(ITEMS)
 
 

@@ -1,4 +1,4 @@
-"""Tests of classifier.modeling on tiny random encoders (no real weights, except `slow`)."""
+"""Tests of classifier.model (config, network, serialization, losses) on tiny random encoders (no real weights, except `slow`)."""
 
 from __future__ import annotations
 
@@ -12,24 +12,15 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer
 
-from classifier.encoding import emoji_to_words
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
-from classifier.modeling import (
-    CONFIG_FILE,
-    DEFAULT_ENCODER,
-    DELTA_FILE,
-    ENCODER_DIR,
-    InputEncoder,
-    LoraSettings,
-    ModelConfig,
-    ThreadguardModel,
-    ThreadguardOutput,
-    apply_lora,
-    compute_loss,
-    encode,
-    label_tensors,
-    resolve_encoder,
-)
+from classifier.model.config import LoraSettings, ModelConfig
+from classifier.model.constants import CONFIG_FILE, DEFAULT_ENCODER, resolve_encoder
+from classifier.model.encoding import InputEncoder, emoji_to_words
+from classifier.model.losses import compute_loss, label_tensors
+from classifier.model.network import ThreadguardModel, encode
+from classifier.model.outputs import ThreadguardOutput
+from classifier.model.serialization import DELTA_FILE, ENCODER_DIR
+from training.lora import apply_lora
 
 PAIRS = {
     "targets": ["the government said the war is over", "", "police report the attack"],

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from classifier.modeling import ThreadguardModel
+from classifier.model.network import ThreadguardModel
 
 CLI = [sys.executable, "-c", "from classifier.cli import app; app()"]
 LOOPBACK = ("127.0.0.1", "::1", "0.0.0.0", "::")

@@ -15,15 +15,13 @@ import torch
 from typer.testing import CliRunner
 
 from classifier.cli import app
-from classifier.inference import Predictor, version_digest
-from classifier.modeling import ModelConfig, ThreadguardModel
-from classifier.runtime import (
-    CACHE_ENV,
-    OnnxPredictor,
-    is_reply,
-    onnx_available,
-    shift_classes,
-)
+from classifier.model.config import ModelConfig
+from classifier.model.constants import CACHE_ENV, onnx_available
+from classifier.model.network import ThreadguardModel
+from classifier.model.onnx_predictor import OnnxPredictor
+from classifier.model.replies import is_reply, shift_classes
+from classifier.model.torch_predictor import Predictor
+from classifier.model.versions import version_digest
 from classifier.targets import comment_item
 from tests.test_backends import TOLERANCE
 from tests.test_stance_heads import HEADS

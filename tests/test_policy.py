@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from classifier.inference import Predictor
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
-from classifier.modeling import ThreadguardModel
+from classifier.model.network import ThreadguardModel
+from classifier.model.torch_predictor import Predictor
 from classifier.moderation.policy import DEFAULT_POLICY, Decision, Policy, Reason, Rule
 from classifier.schema import Article, Comment, Thread
 from classifier.targets import comment_item, stance_target, thread_items, trim_words

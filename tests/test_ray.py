@@ -23,7 +23,8 @@ import torch
 from typer.testing import CliRunner
 
 from classifier.cli import app
-from classifier.modeling import ModelConfig, ThreadguardModel
+from classifier.model.config import ModelConfig
+from classifier.model.network import ThreadguardModel
 from classifier.scoring import ScoreRun
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,11 +19,15 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from classifier import runtime
-from classifier.encoding import InputEncoder
-from classifier.inference import Predictor, compute_model_version
-from classifier.modeling import ModelConfig, ThreadguardModel
-from classifier.runtime import BatchPredictor, OnnxPredictor, load_predictor
+from classifier.model import constants, onnx_predictor
+from classifier.model.config import ModelConfig
+from classifier.model.encoding import InputEncoder
+from classifier.model.loading import load_predictor
+from classifier.model.network import ThreadguardModel
+from classifier.model.onnx_predictor import OnnxPredictor
+from classifier.model.predictor import BatchPredictor
+from classifier.model.torch_predictor import Predictor
+from classifier.model.versions import compute_model_version
 from classifier.scoring import ScoreRun
 from tests.test_backends import SAMPLE, TOLERANCE, decisive, needs_onnx
 
@@ -70,7 +74,7 @@ def test_encoder_rejects_what_it_cannot_use(tiny_encoder_dir: Path, tmp_path: Pa
 @pytest.fixture
 def saved(tiny_config: ModelConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A saved tiny model with spread-out heads; exports go to a fresh cache."""
-    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(constants.CACHE_ENV, str(tmp_path / "cache"))
     torch.manual_seed(0)
     return decisive(ThreadguardModel.from_encoder(tiny_config)).save_pretrained(tmp_path / "m")
 
@@ -103,7 +107,7 @@ def test_onnx_predictor_matches_the_torch_paths(saved: Path, backend: str) -> No
 def test_every_runtime_spells_emoji_out_when_the_model_says_so(
     tiny_config: ModelConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(constants.CACHE_ENV, str(tmp_path / "cache"))
     torch.manual_seed(0)
     config = replace(tiny_config, emoji_words=True)
     folder = decisive(ThreadguardModel.from_encoder(config)).save_pretrained(tmp_path / "m")
@@ -129,7 +133,7 @@ def test_second_load_reads_the_index_and_a_changed_model_is_exported_again(
     def no_export(*args: object) -> dict[str, str]:
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(runtime, "_export_folder", no_export)
+    monkeypatch.setattr(onnx_predictor, "_export_folder", no_export)
     again = OnnxPredictor.from_folder(saved, backend="onnx")
     assert again.session.path == first.session.path
     # other heads: another key, so the stale export is not used
@@ -140,7 +144,7 @@ def test_second_load_reads_the_index_and_a_changed_model_is_exported_again(
     with pytest.raises(AssertionError, match="exported again"):
         OnnxPredictor.from_folder(saved, backend="onnx")
     monkeypatch.undo()
-    monkeypatch.setenv(runtime.CACHE_ENV, str(first.session.path.parent.parent))
+    monkeypatch.setenv(constants.CACHE_ENV, str(first.session.path.parent.parent))
     changed = OnnxPredictor.from_folder(saved, backend="onnx")
     assert changed.session.path != first.session.path
     assert not np.allclose(changed.predict_arrays(SAMPLE[:5])[1], before[1])
@@ -150,7 +154,7 @@ def test_second_load_reads_the_index_and_a_changed_model_is_exported_again(
 def test_lean_load_imports_neither_torch_nor_transformers(saved: Path) -> None:
     OnnxPredictor.from_folder(saved, backend="onnx-int8")  # export and index once
     code = (
-        "import sys, json; from classifier.runtime import load_predictor; "
+        "import sys, json; from classifier.model.loading import load_predictor; "
         f"p = load_predictor({str(saved)!r}, backend='onnx-int8'); "
         "r = p.predict_one('is this true', 'the article'); "
         "print(json.dumps([sorted(m for m in ('torch', 'transformers') if m in sys.modules), "
@@ -159,7 +163,7 @@ def test_lean_load_imports_neither_torch_nor_transformers(saved: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     imported, label, backend = json.loads(done.stdout.strip().splitlines()[-1])
     assert imported == []
-    config = json.loads((saved / runtime.CONFIG_FILE).read_text(encoding="utf-8"))
+    config = json.loads((saved / constants.CONFIG_FILE).read_text(encoding="utf-8"))
     assert label in config["model_config"]["stance_labels"]
     assert backend == "onnx-int8"
 
@@ -170,11 +174,11 @@ def test_load_predictor_picks_the_runtime(saved: Path) -> None:
     assert torch_predictor.model_version.startswith("m-")
     with pytest.raises(ValueError, match="unknown backend"):
         load_predictor(saved, backend="tensorrt")
-    with pytest.raises(runtime.BackendUnavailableError, match="CPU"):
+    with pytest.raises(constants.BackendUnavailableError, match="CPU"):
         load_predictor(saved, backend="onnx", device="cuda")
     with pytest.raises(FileNotFoundError, match="no threadguard model"):
         load_predictor(saved / "missing")
-    if runtime.onnx_available():
+    if constants.onnx_available():
         lean = load_predictor(saved, backend="onnx")
         assert isinstance(lean, OnnxPredictor) and isinstance(lean, BatchPredictor)
         assert lean.model_version == torch_predictor.model_version

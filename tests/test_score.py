@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from classifier.cli import app
-from classifier.modeling import ThreadguardModel
+from classifier.model.network import ThreadguardModel
 from classifier.scoring import ScoreRun
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,7 +190,7 @@ def test_a_first_onnx_run_says_it_exports_and_counts_the_load(
     model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("onnxruntime")
-    from classifier.runtime import exports_pending
+    from classifier.model.loading import exports_pending
 
     monkeypatch.setenv("THREADGUARD_CACHE", str(tmp_path / "cache"))
     assert exports_pending(model_dir, "onnx") == [model_dir]

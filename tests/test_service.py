@@ -29,11 +29,13 @@ import uvicorn
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
-from classifier import inference, runtime
 from classifier.cli import app as cli_app
-from classifier.inference import NoDefaultModelError, Predictor, load_model
 from classifier.labels import CONSTRUCTIVE_LABELS, STANCE_LABELS, TOXICITY_LABELS
-from classifier.modeling import ModelConfig, ThreadguardModel
+from classifier.model import constants
+from classifier.model.config import ModelConfig
+from classifier.model.constants import NoDefaultModelError
+from classifier.model.network import ThreadguardModel
+from classifier.model.torch_predictor import Predictor, load_model
 from classifier.moderation import (
     MicroBatcher,
     Policy,
@@ -822,7 +824,7 @@ def test_the_backend_is_checked_and_named_in_the_version(
 ) -> None:
     with pytest.raises(ServiceConfigError, match="unknown backend 'fp16'"):
         create_app(ServiceSettings(model=str(model_dir), no_auth=True, backend="fp16"))
-    monkeypatch.setattr("classifier.runtime.onnx_available", lambda: False)
+    monkeypatch.setattr("classifier.model.constants.onnx_available", lambda: False)
     with pytest.raises(ServiceConfigError, match="pip install onnxruntime onnx"):
         create_app(ServiceSettings(model=str(model_dir), no_auth=True, backend="onnx"))
     app = create_app(ServiceSettings(model=str(model_dir), no_auth=True, backend="int8"))
@@ -843,7 +845,7 @@ def test_a_rule_the_model_lacks_stops_start_up(tiny_encoder_dir: Path, tmp_path:
 def test_without_a_model_folder_the_default_models_error_surfaces(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runtime, "DEFAULT_MODEL_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(constants, "DEFAULT_MODEL_DIR", tmp_path / "not-installed")
     app = create_app(ServiceSettings(no_auth=True))
     with pytest.raises(NoDefaultModelError):
         asyncio.run(_start(app))
@@ -858,8 +860,8 @@ async def _start(app: FastAPI) -> None:
 
 # the shipped default model, or another trained model folder named in THREADGUARD_TEST_MODEL
 REAL_MODEL = os.environ.get("THREADGUARD_TEST_MODEL") or (
-    str(inference.DEFAULT_MODEL_DIR)
-    if (inference.DEFAULT_MODEL_DIR / "threadguard_config.json").exists()
+    str(constants.DEFAULT_MODEL_DIR)
+    if (constants.DEFAULT_MODEL_DIR / "threadguard_config.json").exists()
     else None
 )
 needs_real_model = pytest.mark.skipif(

@@ -19,9 +19,11 @@ from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from classifier.cli import app
-from classifier.modeling import ModelConfig, ThreadguardModel
-from classifier.runtime import COMMENT_DIR, WINDOW_OVERLAP, load_predictor
-from classifier.spans import span_chars, span_f1
+from classifier.model.config import ModelConfig
+from classifier.model.constants import COMMENT_DIR, WINDOW_OVERLAP
+from classifier.model.loading import load_predictor
+from classifier.model.network import ThreadguardModel
+from classifier.model.spans import span_chars, span_f1
 from tests.test_spans import span_config
 from training.metrics import binary_scores, characteristic_target, constructive_metrics
 from training.report import highlight

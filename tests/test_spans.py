@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.modeling import ModelConfig, ThreadguardModel, compute_loss
-from classifier.runtime import COMMENT_DIR, load_predictor
-from classifier.spans import char_values, decode_spans, span_chars, span_f1, token_targets
+from classifier.model.config import ModelConfig
+from classifier.model.constants import COMMENT_DIR
+from classifier.model.loading import load_predictor
+from classifier.model.losses import compute_loss
+from classifier.model.network import ThreadguardModel
+from classifier.model.spans import char_values, decode_spans, span_chars, span_f1, token_targets
 from tests.test_backends import needs_onnx
 from training.corpora import load_corpus
 from training.corpora.jigsaw import ToxicSpan, span_runs
@@ -308,7 +311,7 @@ def test_table_highlights_spans() -> None:
 def test_span_threshold_is_fitted_on_the_task_dev_file_and_loaded(
     span_folder: Path, tiny_config: ModelConfig, tmp_path: Path
 ) -> None:
-    from classifier.runtime import CONFIG_FILE
+    from classifier.model.constants import CONFIG_FILE
     from training.calibrate import SPAN_GRID, fit_span_threshold
     from training.span_eval import read_tsd, tsd_path
 

@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from classifier import runtime
-from classifier.inference import Predictor, version_digest
-from classifier.modeling import ModelConfig, StanceHead, ThreadguardModel, label_tensors
-from classifier.runtime import OnnxPredictor
+from classifier.model import constants
+from classifier.model.config import ModelConfig, StanceHead
+from classifier.model.losses import label_tensors
+from classifier.model.network import ThreadguardModel
+from classifier.model.onnx_predictor import OnnxPredictor
+from classifier.model.torch_predictor import Predictor
+from classifier.model.versions import version_digest
 from tests.test_backends import SAMPLE, TOLERANCE, decisive, needs_onnx
 from tests.test_trainer import FIXTURES, recipe
 from training.baselines import TransformerScorer
@@ -177,7 +180,7 @@ def test_heads_round_trip_and_the_torch_predictor_reads_a_named_head(
 def test_the_onnx_predictor_reads_the_same_heads(
     headed: ThreadguardModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(constants.CACHE_ENV, str(tmp_path / "cache"))
     saved = headed.save_pretrained(tmp_path / "m")
     reference = Predictor(ThreadguardModel.from_pretrained(saved), batch_size=8)
     lean = OnnxPredictor.from_folder(saved, backend="onnx", batch_size=8)

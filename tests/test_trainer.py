@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.modeling import ThreadguardModel
+from classifier.model.network import ThreadguardModel
 from training import trainer as trainer_module
 from training.config import TrainConfig, load_config
 from training.corpora import CORPORA, load_corpus

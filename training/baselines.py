@@ -41,7 +41,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
-from classifier.spans import Span
+from classifier.model.spans import Span
 from training.corpora import CORPORA
 
 logger = logging.getLogger(__name__)
@@ -298,7 +298,7 @@ def _profanity(data: datasets.Dataset) -> Scores:
 
 class TransformerScorer:
     """A saved threadguard model, scored through the predictor ``threadguard score`` uses
-    (:func:`classifier.runtime.load_predictor`), so ``DIR@onnx`` measures the torch-free path."""
+    (:func:`classifier.model.loading.load_predictor`), so ``DIR@onnx`` measures the torch-free path."""
 
     def __init__(
         self,
@@ -308,7 +308,7 @@ class TransformerScorer:
         device: str = "cpu",
         backend: str = "torch",
     ) -> None:
-        from classifier.runtime import load_predictor
+        from classifier.model.loading import load_predictor
 
         self.spec, self.path, self.backend = spec, path, backend
         where = spec.removesuffix(f"@{backend}")
@@ -319,7 +319,7 @@ class TransformerScorer:
 
     def describe(self) -> dict[str, Any]:
         """Model config, training config, versions and a content hash of its files."""
-        from classifier.runtime import CONFIG_FILE
+        from classifier.model.constants import CONFIG_FILE
 
         meta = json.loads((self.path / CONFIG_FILE).read_text(encoding="utf-8"))
         digest = hashlib.sha256()
@@ -376,8 +376,8 @@ def resolve_model(spec: str, batch_size: int = 32, device: str = "cpu") -> Score
     """A scorer for ``--model``: ``baseline:NAME[@CORPUS]``, a saved model folder,
     or a Hugging Face Hub id of a saved threadguard model; a model may end in
     ``@BACKEND`` (``classifier/default_model@int8``) to be run by that backend of
-    :mod:`classifier.backends` instead of the float32 reference."""
-    from classifier.runtime import CONFIG_FILE, check_backend
+    :mod:`classifier.model.backends` instead of the float32 reference."""
+    from classifier.model.constants import CONFIG_FILE, check_backend
 
     if spec.startswith("baseline:"):
         kind, _, train_corpus = spec.removeprefix("baseline:").partition("@")

@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from classifier.runtime import COMMENT_DIR, CONFIG_FILE, load_predictor, logit, model_dir
-from classifier.spans import decode_spans, span_chars
+from classifier.model.constants import COMMENT_DIR, CONFIG_FILE, model_dir
+from classifier.model.loading import load_predictor
+from classifier.model.predictor import logit
+from classifier.model.spans import decode_spans, span_chars
 from training.corpora import load_corpus
 from training.metrics import expected_calibration_error
 

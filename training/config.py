@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args
 import yaml
 
 from classifier.labels import TOXICITY_LABELS
-from classifier.modeling import ModelConfig, reject_unknown_keys
+from classifier.model.config import ModelConfig, reject_unknown_keys
 
 Scheduler = Literal["linear", "cosine", "constant"]
 ClassWeighting = Literal["none", "balanced", "sqrt", "corpus_balanced", "corpus_sqrt"]

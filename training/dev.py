@@ -1,7 +1,7 @@
 """Scoring the dev splits: what checkpoints are chosen on during training and what
 stance offsets are fitted on after it.
 
-Predictions go through :class:`~classifier.inference.Predictor`, the path ``threadguard
+Predictions go through :class:`~classifier.model.torch_predictor.Predictor`, the path ``threadguard
 score`` uses, so a dev figure is what the saved model will do.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import datasets
 import numpy as np
 
-from classifier.inference import Predictor
-from classifier.modeling import ThreadguardModel
+from classifier.model.network import ThreadguardModel
+from classifier.model.torch_predictor import Predictor
 from training.metrics import dev_metrics
 from training.mixing import CorpusData
 
@@ -26,7 +26,7 @@ def predict_dataset(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stance [N, S] and toxicity [N, T] probabilities for a common-format split.
 
-    Goes through :class:`~classifier.inference.Predictor`, the path ``threadguard
+    Goes through :class:`~classifier.model.torch_predictor.Predictor`, the path ``threadguard
     score`` uses, and leaves the model in the mode it found it in. ``stance_head``
     names the head whose stance is returned (default: the comment output).
     """

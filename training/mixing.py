@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
-from classifier.modeling import ModelConfig, StanceHead, ThreadguardModel
+from classifier.model.config import ModelConfig, StanceHead
+from classifier.model.network import ThreadguardModel
 from training.config import CorpusEntry, TrainConfig
 from training.corpora import load_corpus
 

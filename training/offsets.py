@@ -14,14 +14,14 @@ every backend apply them with no code of their own; the saved model records them
 (``ThreadguardModel.stance_offsets``) beside the dev figures before and after.
 
 **Reply offsets** (``inputs="replies"``) are the same search with the offsets added
-to replies to comments only (:func:`classifier.runtime.is_reply`: inputs flagged
+to replies to comments only (:func:`classifier.model.replies.is_reply`: inputs flagged
 ``reply``, or else with a context), for the comment head. Replies deeper in a thread
 have a label mix of their own: RumourEval 2019's dev and test deeper replies (Reddit)
 are about 97 % ``comment``, while its training threads (Twitter, 2017) have 7.5 %
 ``deny`` and 9 % ``support`` there, and the head carries the training mix over.
 Depending on the input, these cannot go into the bias; the saved record carries
 ``"inputs": "replies"`` and every predictor applies it
-(:meth:`classifier.runtime.BatchPredictor.predict_arrays`).
+(:meth:`classifier.model.predictor.BatchPredictor.predict_arrays`).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from classifier.labels import STANCE_LABELS
-from classifier.modeling import ThreadguardModel
-from classifier.runtime import REPLY_INPUTS, reply_mask
+from classifier.model.network import ThreadguardModel
+from classifier.model.replies import REPLY_INPUTS, reply_mask
 from training.config import TrainConfig
 from training.corpora import CORPORA
 from training.dev import predict_dataset

@@ -17,7 +17,8 @@ import json
 import logging
 from pathlib import Path
 
-from classifier.modeling import CONFIG_FILE, _load_encoder, _state_sha256
+from classifier.model.constants import CONFIG_FILE
+from classifier.model.serialization import load_encoder, state_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ def rebase_delta(path: str | Path, note: str = "") -> str:
     meta = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
     if meta.get("save_mode") != "delta":
         raise ValueError(f"{path} is not a delta-saved model (save_mode {meta.get('save_mode')!r})")
-    base = _load_encoder(meta["model_config"]["encoder"])
-    digest = _state_sha256(base.state_dict())
+    base = load_encoder(meta["model_config"]["encoder"])
+    digest = state_sha256(base.state_dict())
     old = meta["delta"]["base_sha256"]
     if old != digest:
         meta["delta"]["base_sha256"] = digest

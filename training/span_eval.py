@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from classifier.runtime import WINDOW_OVERLAP
-from classifier.spans import Span, decode_spans, span_chars, span_f1
+from classifier.model.constants import WINDOW_OVERLAP
+from classifier.model.spans import Span, decode_spans, span_chars, span_f1
 from training.corpora import corpus_folder
 from training.metrics import bootstrap_mean, paired_difference, percentile_ci
 
 if TYPE_CHECKING:
-    from classifier.modeling import ThreadguardModel
+    from classifier.model.network import ThreadguardModel
 
 logger = logging.getLogger(__name__)
 

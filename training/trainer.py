@@ -1,4 +1,4 @@
-"""Fine-tune a :class:`~classifier.modeling.ThreadguardModel` on a mix of corpora.
+"""Fine-tune a :class:`~classifier.model.network.ThreadguardModel` on a mix of corpora.
 
 The loop is small on purpose: corpora come in through the adapters as
 ``datasets`` in the common format, are mixed by their recipe weights, batched
@@ -34,15 +34,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from classifier.modeling import (
-    ModelConfig,
-    ThreadguardModel,
-    apply_lora,
-    compute_loss,
-    select_heads,
-)
+from classifier.model.config import ModelConfig
+from classifier.model.losses import compute_loss, select_heads
+from classifier.model.network import ThreadguardModel
 from training.config import TrainConfig
 from training.dev import evaluate_dev
+from training.lora import apply_lora
 from training.mixing import (
     CorpusData,
     batch_order,

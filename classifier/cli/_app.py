@@ -100,7 +100,7 @@ def read_options(
 
 
 class BackendChoice(str, Enum):
-    """``classifier.runtime.BACKENDS`` names, and ``auto``; kept in step by tests/test_backends.py."""
+    """``classifier.model.constants.BACKENDS`` names, and ``auto``; kept in step by tests/test_backends.py."""
 
     auto = "auto"
     torch = "torch"

@@ -128,7 +128,8 @@ def score(
     One row per comment; bad records become error rows. Exit code 1 when some
     records were errors.
     """
-    from classifier.runtime import BackendUnavailableError, exports_pending
+    from classifier.model.constants import BackendUnavailableError
+    from classifier.model.loading import exports_pending
     from classifier.scoring import ScoreRun
 
     if engine is Engine.ray:
@@ -195,8 +196,8 @@ def _score_on_ray(
     spans: bool = True,
 ) -> None:
     """``--engine ray``: :func:`classifier.ray_engine.score_with_ray`."""
+    from classifier.model.constants import BackendUnavailableError
     from classifier.ray_engine import main_summary_lines, score_with_ray
-    from classifier.runtime import BackendUnavailableError
 
     if output is None:
         raise typer.BadParameter("--engine ray writes a folder of part files: give --output DIR")

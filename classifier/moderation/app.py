@@ -104,7 +104,7 @@ def create_app(
         settings: configuration; default :class:`ServiceSettings` (which refuses
             to start: give a secret or ``no_auth=True``).
         predictor: an object with ``predict(items)`` like
-            :class:`~classifier.inference.Predictor` (tests inject fakes); by
+            :class:`~classifier.model.torch_predictor.Predictor` (tests inject fakes); by
             default the model named by ``settings.model`` is loaded at start-up.
         policy: the policy; by default loaded from ``settings.policy`` (or the
             built-in default).

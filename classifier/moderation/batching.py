@@ -16,7 +16,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from classifier.runtime import Prediction
+    from classifier.model.predictor import Prediction
     from classifier.targets import CommentItem
 
 

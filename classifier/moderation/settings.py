@@ -7,7 +7,7 @@ from the environment (:meth:`ServiceSettings.from_env`): the public settings tra
 in ``THREADGUARD_SERVICE_SETTINGS``, the secrets each in their own variable.
 
 This module imports no web framework and no model code (the backend checks import
-:mod:`classifier.runtime` when :meth:`ServiceSettings.validate` runs), so the command line
+:mod:`classifier.model.constants` when :meth:`ServiceSettings.validate` runs), so the command line
 stays fast to start.
 """
 
@@ -70,7 +70,7 @@ class ServiceSettings:
 
     def validate(self) -> None:
         """Raise :class:`ServiceConfigError` for settings the service cannot run with."""
-        from classifier import runtime  # here, not above: the CLI imports these settings
+        from classifier.model import constants  # here, not above: the CLI imports these settings
 
         if not self.no_auth and not (self.token or self.hmac_secret or self.coral_secret):
             raise ServiceConfigError(
@@ -100,12 +100,12 @@ class ServiceSettings:
         if self.threads is not None and self.threads < 1:
             raise ServiceConfigError(f"threads must be positive, got {self.threads}")
         try:
-            runtime.resolve_backend(self.backend)
+            constants.resolve_backend(self.backend)
         except ValueError as exc:
             raise ServiceConfigError(str(exc)) from None
-        if self.backend.startswith("onnx") and not runtime.onnx_available():
+        if self.backend.startswith("onnx") and not constants.onnx_available():
             raise ServiceConfigError(
-                f"backend {self.backend!r}: {runtime.ONNX_MISSING}; or use --backend torch"
+                f"backend {self.backend!r}: {constants.ONNX_MISSING}; or use --backend torch"
             )
         if self.cache_size < 0 or self.cache_bytes < 0:
             raise ServiceConfigError(

@@ -27,16 +27,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import HTTPException
 
+from classifier.model.loading import load_predictor
 from classifier.moderation.auth import Credentials
 from classifier.moderation.batching import MicroBatcher
 from classifier.moderation.policy import Decision, Policy
 from classifier.moderation.schemas import ArticleIn
 from classifier.moderation.settings import ServiceSettings, default_threads
-from classifier.runtime import load_predictor
 from classifier.targets import CommentItem, comment_item, stance_target, trim_words
 
 if TYPE_CHECKING:
-    from classifier.runtime import Prediction
+    from classifier.model.predictor import Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ WARMUP_ITEMS: list[CommentItem] = [
 
 
 class PredictorLike(Protocol):
-    """What the service needs of a predictor: :meth:`classifier.runtime.BatchPredictor.predict`."""
+    """What the service needs of a predictor: :meth:`classifier.model.predictor.BatchPredictor.predict`."""
 
     def predict(self, items: Any) -> list[Prediction]: ...
 

@@ -1,8 +1,8 @@
 """Encoder input from (target, context, comment) triples, with the Rust ``tokenizers`` only.
 
 Neither torch nor transformers is imported here: the ONNX runtime
-(:mod:`classifier.runtime`) encodes with this module alone, and the torch model
-(:class:`classifier.modeling.ThreadguardModel`) uses the same class over its
+(:mod:`classifier.model.onnx_predictor`) encodes with this module alone, and the torch model
+(:class:`classifier.model.network.ThreadguardModel`) uses the same class over its
 transformers tokenizer, so both paths build identical token ids.
 """
 

@@ -1,41 +1,28 @@
-"""Batched prediction with a loaded torch :class:`~classifier.modeling.ThreadguardModel`.
+"""Batched prediction with a loaded torch :class:`~classifier.model.network.ThreadguardModel`.
 
-Inputs are tokenised in bulk by the fast tokenizer, sorted by length so that each
-batch pads little (:class:`classifier.runtime.BatchPredictor`), run under
-``torch.inference_mode()`` by a backend (:mod:`classifier.backends`), and returned
-in input order as plain dicts keyed by label name. :func:`classifier.runtime.load_predictor`
-picks this or the torch-free ONNX predictor for a saved model.
+Inputs are tokenised in bulk, sorted by length so that each batch pads little
+(:class:`~classifier.model.predictor.BatchPredictor`), run under ``torch.inference_mode()``
+by a backend (:mod:`classifier.model.backends`), and returned in input order as plain
+dicts keyed by label name. :func:`classifier.model.loading.load_predictor` picks this or
+the torch-free ONNX predictor for a saved model; :func:`load_model` loads the torch model.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 import transformers
 
-from classifier.backends import Runner, make_runner, set_threads
-from classifier.encoding import EncodedInput, InputEncoder
-from classifier.modeling import ThreadguardModel
-from classifier.runtime import (
-    DEFAULT_MODEL_DIR,
-    BatchOutput,
-    BatchPredictor,
-    NoDefaultModelError,
-    Prediction,
-    StancePrediction,
-    model_dir,
-    probabilities,
-    reply_offsets_of,
-    resolve_backend,
-    stance_heads_of,
-    version_name,
-)
+from classifier.model.backends import Runner, make_runner, set_threads
+from classifier.model.constants import model_dir, resolve_backend
+from classifier.model.encoding import EncodedInput, InputEncoder
+from classifier.model.network import ThreadguardModel
+from classifier.model.predictor import BatchOutput, BatchPredictor, probabilities
+from classifier.model.replies import reply_offsets_of, stance_heads_of
+from classifier.model.versions import compute_model_version
 
 logger = logging.getLogger(__name__)
 
@@ -47,41 +34,21 @@ def load_model(path: str | Path | None = None) -> ThreadguardModel:
     return ThreadguardModel.from_pretrained(folder)
 
 
-def version_digest(model: ThreadguardModel) -> str:
-    """12 hex digits of a hash of the model's config, training config, stance offsets
-    (reply offsets change its output without changing a weight) and heads."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    digest.update(json.dumps(model.training_config, sort_keys=True, default=str).encode())
-    if model.stance_offsets:  # absent from older models, whose versions stay as they were
-        digest.update(json.dumps(model.stance_offsets, sort_keys=True).encode())
-    for head in (model.stance_head, model.toxicity_head):
-        for key, tensor in sorted(head.state_dict().items()):
-            digest.update(key.encode())
-            digest.update(np.ascontiguousarray(tensor.detach().float().cpu().numpy()).tobytes())
-    return digest.hexdigest()[:12]
-
-
-def compute_model_version(model: ThreadguardModel, path: str | Path | None = None) -> str:
-    """``<name>-<12 hex>``: the model folder's name and :func:`version_digest`."""
-    return f"{version_name(path, model.training_config)}-{version_digest(model)}"
-
-
 class Predictor(BatchPredictor):
     """Predicts stance and toxicity for many comments at once with the torch model.
 
     Args:
         model: a loaded model; it is put in eval mode and moved to ``device``.
         batch_size, max_batch_tokens, chunk_size: see
-            :class:`~classifier.runtime.BatchPredictor`.
+            :class:`~classifier.model.predictor.BatchPredictor`.
         device: ``"cpu"``, ``"cuda"``, ... .
         num_threads: if given, ``torch.set_num_threads(num_threads)`` (process-wide);
             by default torch's own setting is left alone.
-        backend: how batches are run (:mod:`classifier.backends`): ``"torch"`` (the
+        backend: how batches are run (:mod:`classifier.model.backends`): ``"torch"`` (the
             reference, float32), ``"int8"`` (a copy with dynamically quantized encoder
             Linear layers; CPU) or ``"onnx"`` (ONNX Runtime; needs ``onnxruntime``
             and ``onnx``), ``"onnx-int8"``, or ``"auto"``: the fastest safe one for
-            ``device`` (:func:`classifier.runtime.resolve_backend`). With ``"int8"``,
+            ``device`` (:func:`classifier.model.constants.resolve_backend`). With ``"int8"``,
             :attr:`model` is the quantized copy; :attr:`backend` is the one in use.
         model_version: what rows name the model; default :func:`compute_model_version`.
     """
@@ -126,15 +93,3 @@ class Predictor(BatchPredictor):
         with torch.inference_mode():
             found = self._run(self.input_encoder.collate(encoded))
             return probabilities({k: v.float().cpu().numpy() for k, v in found.items()})
-
-
-__all__ = [
-    "DEFAULT_MODEL_DIR",
-    "NoDefaultModelError",
-    "Prediction",
-    "Predictor",
-    "StancePrediction",
-    "compute_model_version",
-    "load_model",
-    "version_digest",
-]

@@ -1,4 +1,4 @@
-"""Execution backends for :class:`~classifier.inference.Predictor`: how a padded batch
+"""Execution backends for :class:`~classifier.model.torch_predictor.Predictor`: how a padded batch
 becomes stance and toxicity logits.
 
 ``"torch"``  the model itself, float32 (the reference path).
@@ -12,11 +12,12 @@ becomes stance and toxicity logits.
              weights (per channel).
 
 All of them read the same tokenised input (the model's
-:class:`~classifier.modeling.InputEncoder`); tests/test_backends.py checks that each gives
+:class:`~classifier.model.encoding.InputEncoder`); tests/test_backends.py checks that each gives
 the reference's labels on a fixed sample, with its probabilities within a stated
 tolerance, and docs/speed.md gives the measured speed and the change in test metrics
-of each. The backend names, ``auto`` and :data:`classifier.runtime.SERVING_BACKEND`
-(the one serving and bulk scoring use by default on a CPU) live in :mod:`classifier.runtime`.
+of each. The backend names, ``auto`` and :data:`classifier.model.constants.SERVING_BACKEND`
+(the one serving and bulk scoring use by default on a CPU) live in
+:mod:`classifier.model.constants`.
 """
 
 from __future__ import annotations
@@ -33,14 +34,9 @@ from typing import Any, Protocol, cast
 import torch
 from torch import nn
 
-from classifier.modeling import ThreadguardModel
-from classifier.runtime import (
-    BackendUnavailableError,
-    OnnxSession,
-    check_backend,
-    default_cache_dir,
-    require_onnxruntime,
-)
+from classifier.model.constants import BackendUnavailableError, check_backend, default_cache_dir
+from classifier.model.network import ThreadguardModel
+from classifier.model.onnx_session import OnnxSession, require_onnxruntime
 
 logger = logging.getLogger(__name__)
 

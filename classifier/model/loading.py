@@ -1,0 +1,147 @@
+"""Loading a predictor: the one way the CLI, the hook, the Python API and the benchmarks
+get one for a saved model folder and a backend.
+
+:func:`load_predictor` picks the torch :class:`~classifier.model.torch_predictor.Predictor`
+(``torch``, ``int8``) or the torch-free
+:class:`~classifier.model.onnx_predictor.OnnxPredictor` (``onnx``, ``onnx-int8``), attaches
+the folder's comment model when it has one, and sets the calibration and the span
+threshold saved with each model. The torch side is imported only when it is chosen.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from classifier.model.constants import (
+    COMMENT_DIR,
+    CONFIG_FILE,
+    Backend,
+    BackendUnavailableError,
+    default_cache_dir,
+    model_dir,
+    resolve_backend,
+)
+from classifier.model.onnx_predictor import OnnxPredictor, cached_export
+from classifier.model.predictor import BatchPredictor
+from classifier.model.spans import DEFAULT_SPAN_THRESHOLD
+
+
+def load_predictor(
+    path: str | Path | None = None,
+    *,
+    backend: str = "auto",
+    device: str = "cpu",
+    batch_size: int = 32,
+    num_threads: int | None = None,
+    max_batch_tokens: int | None = None,
+    cache_dir: str | Path | None = None,
+    comment_model: bool = True,
+) -> BatchPredictor:
+    """A predictor for the saved model at ``path`` (``None``: the shipped default).
+
+    A model folder with a :data:`COMMENT_DIR` subfolder scores toxicity with that comment
+    model (:meth:`BatchPredictor.attach_comment_model`); ``comment_model=False`` scores
+    with the outer model's own toxicity head instead (how v0.3.1 scored, for comparison).
+
+    ``backend`` (``auto``: :func:`resolve_backend` for ``device``) picks the runtime:
+    the torch :class:`~classifier.model.torch_predictor.Predictor` for ``torch`` and ``int8``,
+    :class:`OnnxPredictor` (no torch import once exported) for ``onnx`` and ``onnx-int8``.
+    """
+    chosen = resolve_backend(backend, device)
+    folder = model_dir(path)
+    options: dict[str, Any] = {
+        "backend": chosen,
+        "device": device,
+        "batch_size": batch_size,
+        "num_threads": num_threads,
+        "max_batch_tokens": max_batch_tokens,
+        "cache_dir": cache_dir,
+    }
+    predictor = _load_one(path if path is not None else folder, **options)
+    if comment_model and (folder / COMMENT_DIR / CONFIG_FILE).is_file():
+        predictor.attach_comment_model(_load_one(folder / COMMENT_DIR, **options))
+    return predictor
+
+
+def exports_pending(
+    path: str | Path | None, backend: str = "auto", cache_dir: str | Path | None = None
+) -> list[Path]:
+    """The model folders (the model's, its comment model's) that loading ``path`` with
+    ``backend`` on the CPU would export to ONNX first, because the cache has no export of
+    them yet; empty for a torch backend. Lets a command say why its first run is slow."""
+    chosen = resolve_backend(backend, "cpu")
+    if chosen not in ("onnx", "onnx-int8"):
+        return []
+    folder = model_dir(path)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    pending = []
+    for candidate in (folder, folder / COMMENT_DIR):
+        if not (candidate / CONFIG_FILE).is_file():
+            continue
+        config = json.loads((candidate / CONFIG_FILE).read_text(encoding="utf-8"))
+        if cached_export(candidate, config, chosen == "onnx-int8", cache)[1] is None:
+            pending.append(candidate)
+    return pending
+
+
+def calibration_of(folder: Path) -> dict[str, tuple[float, float]] | None:
+    """The toxicity calibration saved in a model folder's config, if any."""
+    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    found = config.get("calibration")
+    if not found:
+        return None
+    return {name: (float(a), float(b)) for name, (a, b) in found["labels"].items()}
+
+
+def _load_one(
+    path: str | Path,
+    *,
+    backend: Backend,
+    device: str,
+    batch_size: int,
+    num_threads: int | None,
+    max_batch_tokens: int | None,
+    cache_dir: str | Path | None,
+) -> BatchPredictor:
+    """One model folder's predictor, without its comment model, with the toxicity
+    calibration saved in that folder (:func:`calibration_of`)."""
+    folder = model_dir(path)
+    predictor: BatchPredictor
+    if backend in ("onnx", "onnx-int8"):
+        if str(device).split(":")[0] != "cpu":
+            raise BackendUnavailableError(
+                f"backend {backend!r} runs on the CPU; use backend='torch' on {device}"
+            )
+        predictor = OnnxPredictor.from_folder(
+            path,
+            backend=backend,
+            num_threads=num_threads,
+            cache_dir=cache_dir,
+            batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
+        )
+    else:
+        from classifier.model.torch_predictor import Predictor, load_model
+        from classifier.model.versions import compute_model_version
+
+        model = load_model(folder)
+        if str(device).split(":")[0] == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+        predictor = Predictor(
+            model,
+            batch_size=batch_size,
+            device=device,
+            num_threads=num_threads,
+            max_batch_tokens=max_batch_tokens,
+            backend=backend,
+            model_version=compute_model_version(model, path),
+        )
+    predictor.calibration = calibration_of(folder)
+    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    predictor.span_threshold = float(config.get("span_threshold", DEFAULT_SPAN_THRESHOLD))
+    return predictor
