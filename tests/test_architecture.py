@@ -2,10 +2,11 @@
 
 They write down docs/architecture.md's layout as rules: classifier does not import
 training (but for the commands that need the train extra), the core does not import the
-moderation wing or the io wing, each wing's modules import each other in one direction
-only, the io wing loads no model, the trainer imports the offsets fitted after it (not
-the other way), and the policy, the client and auth load no web
-framework and no model. `lint-imports` checks
+moderation wing or the io wing, each wing's modules (the model wing's too) import each
+other in one direction only, so that the core has no import cycle, the ONNX path loads
+no torch, the io wing loads no model, the trainer imports the offsets fitted after it
+(not the other way), and the policy, the client and auth load no web framework and no
+model. `lint-imports` checks
 them; running it here puts it in CI through pytest (tests/test_repo.py holds .ci/run to
 README's commands, which do not name it).
 """
@@ -62,6 +63,28 @@ def test_the_import_contracts_are_kept() -> None:
             "import classifier.io.readers",
             "classifier.model.network -> classifier.io.readers",
             "(the core never imports a wing)",
+        ),
+        # a lower part of the model wing importing the loader built on it (the old
+        # runtime <-> inference / backends cycles)
+        (
+            "classifier/model/constants.py",
+            "import classifier.model.loading",
+            "classifier.model.constants -> classifier.model.loading",
+            "model wing: loading > onnx_predictor > torch_predictor",
+        ),
+        # the model reaching up to the predictors (the old modeling -> runtime cycle)
+        (
+            "classifier/model/network.py",
+            "import classifier.model.torch_predictor",
+            "classifier.model.network -> classifier.model.torch_predictor",
+            "model wing: loading > onnx_predictor > torch_predictor",
+        ),
+        # the torch-free ONNX path loading torch
+        (
+            "classifier/model/predictor.py",
+            "import torch",
+            "classifier.model.predictor -> torch",
+            "the ONNX path (loading, onnx_predictor, predictor and below) imports neither torch",
         ),
         # reading files loading the model
         (
