@@ -5,6 +5,10 @@
 >>> result = tg.predict("You are a pathetic idiot and everyone here knows it")
 >>> result.decision, result.toxicity["insult"] > 0.5
 ('review', True)
+>>> [(result.text[s["start"]:s["end"]], s["label"]) for s in result.spans]
+[('pathetic idiot', 'insult')]
+>>> result.constructive["constructive"] < 0.1
+True
 >>> [r.decision for r in tg.predict(["Thanks for the clear summary.", "See you at the meeting."])]
 ['approve', 'approve']
 >>> reply = tg.predict("That is simply not true.", target="The council cut the bus budget.")

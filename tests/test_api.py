@@ -9,6 +9,7 @@ import pytest
 
 import classifier
 import classifier.api
+from classifier.labels import CONSTRUCTIVE_LABELS
 from classifier.io.readers import read_file
 from classifier.schema import Thread
 
@@ -58,4 +59,32 @@ def test_threads_are_scored_as_the_cli_scores_them(tg: classifier.Threadguard) -
     rows = list(tg.score_threads(threads))
     assert len(rows) == sum(len(t.comments) for t in threads) > 0
     for row in rows:
-        assert isinstance(row, dict) and row["decision"] in ("approve", "review", "reject")
+        assert isinstance(row, dict)
+        assert row["decision"] in ("feature", "approve", "review", "reject")
+        assert set(row["constructive"]) == set(CONSTRUCTIVE_LABELS)  # every comment scored
+        for span in row["spans"]:
+            assert 0 <= span["start"] < span["end"] <= len(row["text"])
+    # the reasoned replies of the seeds are featured, and no seed comment is held
+    assert {r["decision"] for r in rows if isinstance(r, dict)} <= {"feature", "approve"}
+
+
+REASONED = (
+    "I disagree with the premise. The city's own 2019 audit found that bus ridership fell 12% "
+    "after the last fare increase, and the council's budget document (page 14) shows the savings "
+    "were smaller than the lost fare revenue. A better approach would be to phase in the cuts "
+    "and publish ridership data each quarter so residents can see the effect."
+)
+
+
+@pytest.mark.slow
+def test_shipped_model_explains_and_ranks_as_issues_29_and_30_ask(
+    tg: classifier.Threadguard,
+) -> None:
+    insult, reasoned, calm = tg.predict(
+        ["You are a pathetic idiot and everyone here knows it", REASONED, "Thanks for the summary."]
+    )
+    flagged = [(insult.text[s["start"] : s["end"]], s["label"]) for s in insult.spans]
+    assert any("idiot" in words and label == "insult" for words, label in flagged), flagged
+    assert calm.spans == () and reasoned.spans == ()
+    assert insult.constructive["constructive"] < 0.2 < 0.8 < reasoned.constructive["constructive"]
+    assert reasoned.decision == "feature" and insult.decision == "review"

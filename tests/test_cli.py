@@ -90,6 +90,10 @@ def test_version_names_the_package_and_the_shipped_model() -> None:
         result.stdout.strip()
         == f"threadguard {__version__} (shipped model {DEFAULT_MODEL_VERSION})"
     )
+    # the installed package's metadata reads the same one definition (pyproject's dynamic version)
+    import importlib.metadata
+
+    assert importlib.metadata.version("threadguard") == __version__
 
 
 def test_serve_without_options_runs_the_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

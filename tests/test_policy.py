@@ -46,6 +46,9 @@ def test_shipped_policy_file_is_the_builtin_default() -> None:
         (ROOT / "classifier" / "default_model" / "comment" / "threadguard_config.json").read_text()
     )
     shipped.check_labels(meta["model_config"]["toxicity_labels"])
+    # and its feature rule names a constructiveness label the shipped model scores (v0.5)
+    assert shipped.feature is not None
+    assert shipped.feature.label in meta["model_config"]["constructive_labels"]
 
 
 def test_calibrated_thresholds_file_loads_directly(tmp_path: Path) -> None:
