@@ -9,8 +9,8 @@ import pytest
 
 import classifier
 import classifier.api
-from classifier.labels import CONSTRUCTIVE_LABELS
 from classifier.io.readers import read_file
+from classifier.labels import CONSTRUCTIVE_LABELS
 from classifier.schema import Thread
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"

@@ -253,3 +253,17 @@ def test_reading_streams_in_bounded_memory(tmp_path: Path) -> None:
     assert (n_small, n_large) == (1_000, 10_000)
     # holding the whole input would need about 10x the memory; a stream needs about the same
     assert peak_large < 2 * peak_small + 256 * 1024
+
+
+def test_a_flat_record_without_a_text_field_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "no_text.jsonl"
+    path.write_text(
+        '{"thread_id": "t", "comment_id": "1", "note": "x"}\n'
+        '{"thread_id": "t", "comment_id": "2", "text": "fine"}\n',
+        encoding="utf-8",
+    )
+    threads, errors = split(list(read_file(path)))
+    assert [c.id for t in threads for c in t.comments] == ["2"]
+    (error,) = errors
+    assert error.record_id == "1" and "no 'text' field" in error.message
+    assert "--column text=NAME" in error.message

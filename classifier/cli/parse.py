@@ -23,7 +23,8 @@ def parse(
     paths: Annotated[
         list[str],
         typer.Argument(
-            help="Files or folders: article pages (.txt, .html), JSONL, CSV, TSV, Parquet; - for JSONL on stdin."
+            metavar="PATH",
+            help="Files or folders: article pages (.txt, .html), JSONL, CSV, TSV, Parquet; - for JSONL on stdin.",
         ),
     ],
     output: Annotated[

@@ -52,7 +52,8 @@ def score(
     paths: Annotated[
         list[str],
         typer.Argument(
-            help="What `threadguard parse` reads: pages, JSONL, CSV, Parquet; - for stdin."
+            metavar="PATH",
+            help="What `threadguard parse` reads: pages, JSONL, CSV, Parquet; - for stdin.",
         ),
     ],
     model: Annotated[

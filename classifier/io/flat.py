@@ -118,6 +118,10 @@ class FlatAssembler:
         cells = self._cells(row, cols)
         text = cells.get("text")
         comment_id = cells.get("comment_id")
+        if "text" not in cols and comment_id:
+            raise RecordError(
+                "the record has no 'text' field (map another with --column text=NAME)", comment_id
+            )
         extra = self._extra(row, cols, comment_id)
         thread_extra: dict[str, Any] = {}
         if "thread_extra" in cols and (blob := row.get(cols["thread_extra"])) not in (None, ""):
