@@ -335,7 +335,7 @@ def test_span_threshold_is_fitted_on_the_task_dev_file_and_loaded(
         for th in SPAN_GRID
     ]  # fmt: skip
     assert saved["dev_f1"] == pytest.approx(max(scores))
+    plain = tmp_path / "plain"
+    ThreadguardModel.from_encoder(tiny_config).save_pretrained(plain / COMMENT_DIR)
     with pytest.raises(ValueError, match="no span head"):
-        fit_span_threshold(
-            Path(__file__).parent.parent / "classifier" / "default_model", data_root=FIXTURES
-        )
+        fit_span_threshold(plain, data_root=FIXTURES)
