@@ -35,7 +35,7 @@ from classifier.io.options import ParsedItem, ReadOptions
 from classifier.io.writers import OutputFormat, open_row_writer
 from classifier.model.loading import load_predictor
 from classifier.model.predictor import BatchPredictor, Prediction
-from classifier.moderation.policy import Policy
+from classifier.moderation.policy import Policy, constructive_key
 from classifier.schema import Comment, ErrorRecord, Thread
 from classifier.targets import CommentItem, stance_target, thread_items
 
@@ -134,9 +134,6 @@ def sort_rows(
         yield from rows
         return
 
-    def key(row: dict[str, Any]) -> float:
-        return -float((row.get("constructive") or {}).get("constructive", -1.0))
-
     def thread_of(row: dict[str, Any] | ErrorRecord) -> object:
         return row if isinstance(row, ErrorRecord) else row["thread_id"]
 
@@ -145,7 +142,7 @@ def sort_rows(
         if isinstance(batch[0], ErrorRecord):
             yield from batch
         else:
-            yield from sorted(cast(list[dict[str, Any]], batch), key=key)
+            yield from sorted(cast(list[dict[str, Any]], batch), key=constructive_key)
 
 
 def row_sink(

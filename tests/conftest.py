@@ -29,8 +29,9 @@ from transformers import (
     RobertaTokenizerFast,
 )
 
+from classifier.labels import SPAN_LABELS
 from classifier.model.config import ModelConfig
-from classifier.model.constants import CACHE_ENV
+from classifier.model.constants import CACHE_ENV, COMMENT_DIR
 from classifier.model.network import ThreadguardModel
 from classifier.moderation.policy import Policy
 
@@ -296,3 +297,30 @@ def tiny_model(tiny_config: ModelConfig) -> ThreadguardModel:
     """A threadguard model (fresh heads, eval mode) on the tiny BERT; seeded."""
     torch.manual_seed(0)
     return ThreadguardModel.from_encoder(tiny_config)
+
+
+def span_config(tiny_encoder_dir: Path) -> ModelConfig:
+    """A tiny comment model's config with span and constructiveness heads."""
+    return ModelConfig(
+        encoder=str(tiny_encoder_dir),
+        max_length=32,
+        min_target_tokens=8,
+        span_labels=SPAN_LABELS,
+        constructive_labels=("constructive", "evidence"),
+    )
+
+
+@pytest.fixture
+def span_folder(tiny_encoder_dir: Path, tiny_config: ModelConfig, tmp_path: Path) -> Path:
+    """A two-pass model folder whose comment model has span and constructiveness heads,
+    span weights large enough that some words pass the threshold and others do not."""
+    torch.manual_seed(0)
+    outer = tmp_path / "model"
+    ThreadguardModel.from_encoder(tiny_config).save_pretrained(outer)
+    torch.manual_seed(1)
+    comment = ThreadguardModel.from_encoder(span_config(tiny_encoder_dir))
+    assert comment.span_head is not None
+    with torch.no_grad():
+        comment.span_head.weight.normal_(std=2.0)
+    comment.save_pretrained(outer / COMMENT_DIR)
+    return outer

@@ -19,12 +19,11 @@ from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from classifier.cli import app
-from classifier.model.config import ModelConfig
-from classifier.model.constants import COMMENT_DIR, WINDOW_OVERLAP
+from classifier.model.constants import WINDOW_OVERLAP
 from classifier.model.loading import load_predictor
 from classifier.model.network import ThreadguardModel
 from classifier.model.spans import span_chars, span_f1
-from tests.test_spans import span_config
+from tests.conftest import span_config
 from training.metrics import binary_scores, characteristic_target, constructive_metrics
 from training.report import highlight
 from training.span_eval import (
@@ -271,22 +270,6 @@ def test_binary_scores_and_characteristics() -> None:
 # --------------------------------------------------------------------------- benchmarks
 
 
-@pytest.fixture
-def head_folder(tiny_encoder_dir: Path, tiny_config: ModelConfig, tmp_path: Path) -> Path:
-    """A two-pass model folder whose comment model has span and constructiveness heads
-    (those of tests/test_spans.py), span weights large enough that some words pass."""
-    torch.manual_seed(0)
-    outer = tmp_path / "model"
-    ThreadguardModel.from_encoder(tiny_config).save_pretrained(outer)
-    torch.manual_seed(1)
-    comment = ThreadguardModel.from_encoder(span_config(tiny_encoder_dir))
-    assert comment.span_head is not None
-    with torch.no_grad():
-        comment.span_head.weight.normal_(std=2.0)
-    comment.save_pretrained(outer / COMMENT_DIR)
-    return outer
-
-
 def _expected_span_f1(folder: Path, posts: list[GoldPost]) -> float:
     predictor = load_predictor(folder, backend="torch")
     rows = predictor.predict([{"text": p.text, "target": "", "context": ""} for p in posts])
@@ -315,10 +298,10 @@ def _span_root(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
-def test_span_benchmark_on_a_tiny_model(head_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_span_benchmark_on_a_tiny_model(span_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     spans = _load("spans")
     root = _span_root(tmp_path)
-    results = spans.run(str(head_folder), "torch", None, 50, str(root))
+    results = spans.run(str(span_folder), "torch", None, 50, str(root))
     systems = results["systems"]
     assert list(systems) == [
         "model spans", "lexicon (tsd_train precision)", "attribution (grad x input)",
@@ -326,7 +309,7 @@ def test_span_benchmark_on_a_tiny_model(head_folder: Path, tmp_path: Path, capsy
     ]  # fmt: skip
     test = read_tsd(root / "toxic_spans" / "tsd_test.csv")
     assert results["test_posts"] == 5 and systems["model spans"]["n"] == 5
-    assert systems["model spans"]["f1"] == pytest.approx(_expected_span_f1(head_folder, test))
+    assert systems["model spans"]["f1"] == pytest.approx(_expected_span_f1(span_folder, test))
     assert systems["model spans"]["threshold"] == 0.5
     lexicon = systems["lexicon (tsd_train precision)"]
     # "idiot" is always marked in train and "stupid" two times in three: the lexicon tuned
@@ -375,10 +358,10 @@ def _c3_root(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
-def test_constructive_benchmark_on_a_tiny_model(head_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_constructive_benchmark_on_a_tiny_model(span_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     constructive = _load("constructive")
     root = _c3_root(tmp_path)
-    results = constructive.run(str(head_folder), "torch", 50, str(root))
+    results = constructive.run(str(span_folder), "torch", 50, str(root))
     scorers = results["scorers"]
     assert list(scorers) == ["model", "TF-IDF + LR (C3 train)", "length only (LR on log chars)"]
     from training.corpora import load_corpus
@@ -386,7 +369,7 @@ def test_constructive_benchmark_on_a_tiny_model(head_folder: Path, tmp_path: Pat
     test = load_corpus("c3", root, split="test")
     y = (np.asarray(test["constructive"]) > 0.5).astype(int)
     assert 0 < y.sum() < len(y) and results["rows"]["test"] == len(test)
-    predictor = load_predictor(head_folder, backend="torch")
+    predictor = load_predictor(span_folder, backend="torch")
     assert predictor.comment_model is not None
     found = predictor.comment_model.comment_scores(list(test["text"]), spans=False).constructive
     assert found is not None
@@ -431,11 +414,11 @@ def test_highlight_bolds_ranges_and_escapes_markdown() -> None:
 
 
 def test_evaluate_reports_spans_and_constructiveness(
-    head_folder: Path, tiny_model: ThreadguardModel, tmp_path: Path
+    span_folder: Path, tiny_model: ThreadguardModel, tmp_path: Path
 ) -> None:
     plain = tiny_model.save_pretrained(tmp_path / "plain", mode="full")
     out = tmp_path / "report"
-    args = ["evaluate", "--model", str(head_folder), "--model", str(plain), "--model",
+    args = ["evaluate", "--model", str(span_folder), "--model", str(plain), "--model",
             "baseline:majority", "--dataset", "toxic_spans", "--dataset", "toxic_spans:dev",
             "--dataset", "c3:train", "--data-root", str(FIXTURES), "--report", str(out),
             "--bootstrap", "30"]  # fmt: skip
@@ -446,7 +429,7 @@ def test_evaluate_reports_spans_and_constructiveness(
     spans = by[("model", "toxic_spans:test")]["spans"]
     post = "Those people are vermin, damn them."
     assert spans["n"] == 1 and spans["gold"] == "tsd_test.csv"
-    assert spans["f1"] == pytest.approx(_expected_span_f1(head_folder, [GoldPost(post, tuple(range(24)))]))  # fmt: skip
+    assert spans["f1"] == pytest.approx(_expected_span_f1(span_folder, [GoldPost(post, tuple(range(24)))]))  # fmt: skip
     assert spans["examples"][0]["gold"] == [[0, 24]]
     dev = by[("model", "toxic_spans:dev")]["spans"]
     assert dev["n"] == 1 and dev["no_gold"]["n"] == 1  # "I will find you, you moron.": no gold

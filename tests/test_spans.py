@@ -16,6 +16,7 @@ from classifier.model.loading import load_predictor
 from classifier.model.losses import compute_loss
 from classifier.model.network import ThreadguardModel
 from classifier.model.spans import char_values, decode_spans, span_chars, span_f1, token_targets
+from tests.conftest import span_config
 from tests.test_backends import needs_onnx
 from training.corpora import load_corpus
 from training.corpora.jigsaw import ToxicSpan, span_runs
@@ -117,16 +118,6 @@ def test_decode_joins_neighbouring_words_and_whole_words() -> None:
     assert span_chars([span]) == list(range(4, 18))
 
 
-def span_config(tiny_encoder_dir: Path) -> ModelConfig:
-    return ModelConfig(
-        encoder=str(tiny_encoder_dir),
-        max_length=32,
-        min_target_tokens=8,
-        span_labels=LABELS,
-        constructive_labels=("constructive", "evidence"),
-    )
-
-
 def test_config_checks_span_and_constructive_labels(tiny_encoder_dir: Path) -> None:
     with pytest.raises(ValueError, match="must include 'toxicity'"):
         ModelConfig(encoder=str(tiny_encoder_dir), span_labels=("insult",))
@@ -180,22 +171,6 @@ def test_heads_train_save_and_load(tiny_encoder_dir: Path, tmp_path: Path) -> No
     assert loaded.config == model.config
     assert loaded.span_head is not None and model.span_head is not None
     torch.testing.assert_close(loaded.span_head.weight, model.span_head.weight)
-
-
-@pytest.fixture
-def span_folder(tiny_encoder_dir: Path, tiny_config: ModelConfig, tmp_path: Path) -> Path:
-    """A two-pass model folder whose comment model has span and constructiveness heads,
-    the span bias set so that some words pass and others do not."""
-    torch.manual_seed(0)
-    outer = tmp_path / "model"
-    ThreadguardModel.from_encoder(tiny_config).save_pretrained(outer)
-    torch.manual_seed(1)
-    comment = ThreadguardModel.from_encoder(span_config(tiny_encoder_dir))
-    assert comment.span_head is not None
-    with torch.no_grad():
-        comment.span_head.weight.normal_(std=2.0)
-    comment.save_pretrained(outer / COMMENT_DIR)
-    return outer
 
 
 def _spans(rows: list[dict]) -> list[list[tuple[int, int, str]]]:

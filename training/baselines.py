@@ -349,23 +349,24 @@ class TransformerScorer:
         rows = data.select_columns(["target", "context", "text"])
         predictor = self.predictor
         head = predictor.head_for(corpus)
-        stance, toxicity = predictor.predict_arrays(rows, stance_head=head)
-        # only the classes the corpus's head can say: another one is missing, not improbable
-        classes = predictor.stance_heads[head].classes
-        stance = stance[:, [predictor.stance_labels.index(c) for c in classes]]
-        out = Scores(classes, stance, predictor.toxicity_labels, toxicity)
-        # the comment model's extra heads, read in a second pass over the comments alone (the
-        # scoring path above returns toxicity only); only where the corpus has their gold
         comment = predictor.comment_model or predictor
         want_spans = corpus == SPAN_CORPUS and bool(comment.span_labels)
         rated = "constructive" in data.column_names and max(data["constructive"], default=-1) >= 0
         want_constructive = rated and bool(comment.constructive_labels)
-        if want_spans or want_constructive:
+        # the comment model's extra heads come with its toxicity pass; only where the corpus
+        # has their gold are they kept
+        stance, found = predictor.score_arrays(rows, stance_head=head, spans=want_spans)
+        # only the classes the corpus's head can say: another one is missing, not improbable
+        classes = predictor.stance_heads[head].classes
+        stance = stance[:, [predictor.stance_labels.index(c) for c in classes]]
+        out = Scores(classes, stance, predictor.toxicity_labels, found.toxicity)
+        if predictor.comment_model is None and (want_spans or want_constructive):
+            # a one-pass model with the heads: they read the comment alone, in a pass of its own
             found = comment.comment_scores(list(data["text"]), spans=want_spans)
-            out.spans = found.spans if want_spans else None
-            if want_constructive and found.constructive is not None:
-                out.constructive_labels = comment.constructive_labels
-                out.constructive = found.constructive
+        out.spans = found.spans if want_spans else None
+        if want_constructive and found.constructive is not None:
+            out.constructive_labels = comment.constructive_labels
+            out.constructive = found.constructive
         return out
 
 

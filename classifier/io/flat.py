@@ -112,6 +112,19 @@ class FlatAssembler:
         except ValueError as exc:
             raise RecordError(f"extra columns: {exc}", record_id) from None
 
+    def add_or_error(
+        self, row: Mapping[str, Any], location: str, number: int
+    ) -> Iterator[ParsedItem]:
+        """:meth:`add`, with a bad record turned into its error row: one record never ends
+        the file."""
+        try:
+            yield from self.add(row, location, number)
+        except RecordError as exc:
+            yield ErrorRecord(self.source, location, str(exc), exc.record_id)
+        except Exception as exc:
+            logger.debug("%s %s: unexpected failure", self.source, location, exc_info=True)
+            yield ErrorRecord(self.source, location, f"cannot read record: {type(exc).__name__}")
+
     def add(self, row: Mapping[str, Any], location: str, number: int) -> Iterator[ParsedItem]:
         """Take one flat row (raising :class:`RecordError` before any change if it is bad)."""
         cols = self._colmap(row.keys())
@@ -309,13 +322,7 @@ def read_csv(path: Path, options: ReadOptions, delimiter: str = ",") -> Iterator
             if bad is not None:
                 yield ErrorRecord(source, location, f"column {bad!r} has a byte that is not UTF-8")
                 continue
-            try:
-                yield from flat.add(row, location, number)
-            except RecordError as exc:
-                yield ErrorRecord(source, location, str(exc), exc.record_id)
-            except Exception as exc:  # never let one record end the file
-                logger.debug("%s %s: unexpected failure", source, location, exc_info=True)
-                yield ErrorRecord(source, location, f"cannot read record: {type(exc).__name__}")
+            yield from flat.add_or_error(row, location, number)
     yield from flat.flush()
 
 
@@ -330,11 +337,5 @@ def read_parquet(path: Path, options: ReadOptions, batch_size: int = 2048) -> It
         for row in batch.to_pylist():
             number += 1
             location = f"row {number}"
-            try:
-                yield from flat.add(row, location, number)
-            except RecordError as exc:
-                yield ErrorRecord(source, location, str(exc), exc.record_id)
-            except Exception as exc:  # never let one record end the file
-                logger.debug("%s %s: unexpected failure", source, location, exc_info=True)
-                yield ErrorRecord(source, location, f"cannot read record: {type(exc).__name__}")
+            yield from flat.add_or_error(row, location, number)
     yield from flat.flush()

@@ -130,28 +130,21 @@ class BatchPredictor:
         for no target) and ``context`` (e.g. the article title or the thread's
         source post).
         """
-        items = list(items)
-        extras: list[CommentScores] = []
-        stance, toxicity = self._predict(items, None, extras)
-        out: list[Prediction] = []
-        for s, t in zip(stance.tolist(), toxicity.tolist(), strict=True):
-            scores = dict(zip(self.stance_labels, s, strict=True))
-            out.append(
-                {
-                    "stance": {"label": max(scores, key=scores.__getitem__), "scores": scores},
-                    "toxicity": dict(zip(self.toxicity_labels, t, strict=True)),
-                }
-            )
-        start = 0
+        stance, extra = self.score_arrays(items)
         labels = self.comment_model.constructive_labels if self.comment_model else ()
-        for found in extras:
-            for i in range(len(found.toxicity)):
-                if found.constructive is not None:
-                    row = found.constructive[i].tolist()
-                    out[start + i]["constructive"] = dict(zip(labels, row, strict=True))
-                if found.spans is not None:
-                    out[start + i]["spans"] = found.spans[i]
-            start += len(found.toxicity)
+        out: list[Prediction] = []
+        for i, (s, t) in enumerate(zip(stance.tolist(), extra.toxicity.tolist(), strict=True)):
+            scores = dict(zip(self.stance_labels, s, strict=True))
+            prediction: Prediction = {
+                "stance": {"label": max(scores, key=scores.__getitem__), "scores": scores},
+                "toxicity": dict(zip(self.toxicity_labels, t, strict=True)),
+            }
+            if extra.constructive is not None:
+                row = extra.constructive[i].tolist()
+                prediction["constructive"] = dict(zip(labels, row, strict=True))
+            if extra.spans is not None:
+                prediction["spans"] = extra.spans[i]
+            out.append(prediction)
         return out
 
     __call__ = predict
@@ -298,13 +291,19 @@ class BatchPredictor:
         :attr:`reply_offsets` has them applied here to the comment head's classes of
         every reply (:func:`is_reply`), in the comment output and the comment head's.
         """
-        return self._predict(list(items), stance_head, None)
+        stance, extra = self.score_arrays(items, stance_head, spans=False)
+        return stance, extra.toxicity
 
-    def _predict(
-        self, items: list[Any], stance_head: str | None, extras: list[CommentScores] | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`predict_arrays`; with ``extras``, the comment model's scores of each chunk
-        are appended to it (its spans too)."""
+    def score_arrays(
+        self,
+        items: Iterable[Mapping[str, Any] | Any],
+        stance_head: str | None = None,
+        spans: bool = True,
+    ) -> tuple[np.ndarray, CommentScores]:
+        """:meth:`predict_arrays`'s stance, and the toxicity with what a comment model adds
+        in the same pass: constructiveness [N, C] and, with ``spans`` (and
+        :attr:`with_spans`), each comment's toxic spans (None where the model has none)."""
+        items = list(items)
         head: int | None = None
         if stance_head is not None:
             if stance_head not in self.stance_heads:
@@ -314,6 +313,8 @@ class BatchPredictor:
             head = list(self.stance_heads).index(stance_head)
         stance = np.zeros((len(items), len(self.stance_labels)), dtype=np.float32)
         toxicity = np.zeros((len(items), len(self.toxicity_labels)), dtype=np.float32)
+        constructive: list[np.ndarray] = []
+        found_spans: list[list[Span]] | None = None
         for start in range(0, len(items), self.chunk_size):
             chunk = items[start : start + self.chunk_size]
             encoded = self._encode(chunk)
@@ -325,16 +326,22 @@ class BatchPredictor:
                     toxicity[rows] = self.calibrate(found.toxicity)
             if self.comment_model is not None:
                 texts = [item_field(i, "text") for i in chunk]
-                scores = self.comment_model.comment_scores(texts, spans=extras is not None)
+                scores = self.comment_model.comment_scores(texts, spans=spans)
                 toxicity[start : start + len(chunk)] = scores.toxicity
-                if extras is not None:
-                    extras.append(scores)
+                if scores.constructive is not None:
+                    constructive.append(scores.constructive)
+                if scores.spans is not None:
+                    found_spans = (found_spans or []) + scores.spans
             if self.reply_offsets is not None and stance_head in (None, self.comment_head):
                 replies = start + np.flatnonzero(reply_mask(chunk))
                 classes = self.stance_heads[self.comment_head].classes
                 columns = [self.stance_labels.index(c) for c in classes]
                 stance[replies] = shift_classes(stance[replies], self.reply_offsets, columns)
-        return stance, toxicity
+        return stance, CommentScores(
+            toxicity,
+            np.concatenate(constructive) if constructive else None,
+            found_spans,
+        )
 
     def _encode(self, items: Sequence[Any]) -> list[EncodedInput]:
         for item in items:

@@ -93,9 +93,3 @@ def moderation(prediction: Mapping[str, Any], decision: Decision, text: str) -> 
         "scores": dict(decision.scores),
         **optional,
     }
-
-
-def constructive_key(result: Mapping[str, Any]) -> float:
-    """Sort key, most constructive first: minus the ``constructive`` score (results without
-    one last, in their order)."""
-    return -float((result.get("constructive") or {}).get("constructive", -1.0))

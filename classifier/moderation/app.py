@@ -52,7 +52,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 
 from classifier import __version__
-from classifier.moderation.answers import constructive_key, heads, moderation, stance
+from classifier.moderation.answers import heads, moderation, stance
 from classifier.moderation.guard import Guard, elapsed_ms, note, request_id
 from classifier.moderation.integrations import (
     coral_answer,
@@ -60,7 +60,7 @@ from classifier.moderation.integrations import (
     wordpress_answer,
     wordpress_comment,
 )
-from classifier.moderation.policy import Policy
+from classifier.moderation.policy import Policy, constructive_key
 from classifier.moderation.schemas import (
     ArticleIn,
     CommentIn,

@@ -75,6 +75,24 @@ DEFAULT_POLICY: Final[dict[str, Any]] = {
 }
 
 
+def _threshold(value: Any, what: str) -> float:
+    """``value`` as a float in [0, 1]; ``ValueError`` saying ``what`` must be one."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0.0 <= value <= 1.0
+    ):
+        raise ValueError(f"{what} must be a number in [0, 1]")
+    return float(value)
+
+
+def constructive_key(result: Mapping[str, Any]) -> float:
+    """Sort key, most constructive first: minus the ``constructive`` score (results without
+    one last; a stable sort keeps their order). Rows and the hook's results both use it."""
+    return -float((result.get("constructive") or {}).get("constructive", -1.0))
+
+
 @dataclass(frozen=True)
 class Rule:
     """``label`` triggers ``action`` when its probability is ``>= threshold``."""
@@ -88,17 +106,10 @@ class Rule:
             raise ValueError(
                 f"unknown toxicity label {self.label!r} in the policy; known: {list(TOXICITY_LABELS)}"
             )
-        threshold = self.threshold
-        if (
-            isinstance(threshold, bool)
-            or not isinstance(threshold, int | float)
-            or not math.isfinite(threshold)
-            or not 0.0 <= threshold <= 1.0
-        ):
-            raise ValueError(
-                f"threshold {threshold!r} for label {self.label!r} must be a number in [0, 1]"
-            )
-        object.__setattr__(self, "threshold", float(threshold))
+        checked = _threshold(
+            self.threshold, f"threshold {self.threshold!r} for label {self.label!r}"
+        )
+        object.__setattr__(self, "threshold", checked)
         if self.action not in ACTIONS:
             raise ValueError(
                 f"unknown action {self.action!r} for label {self.label!r}; known: {list(ACTIONS)}"
@@ -120,17 +131,10 @@ class FeatureRule:
             raise ValueError(
                 f"unknown feature label {self.label!r}; known: {list(CONSTRUCTIVE_LABELS)}"
             )
-        threshold = self.threshold
-        if (
-            isinstance(threshold, bool)
-            or not isinstance(threshold, int | float)
-            or not math.isfinite(threshold)
-            or not 0.0 <= threshold <= 1.0
-        ):
-            raise ValueError(
-                f"feature threshold {threshold!r} for {self.label!r} must be a number in [0, 1]"
-            )
-        object.__setattr__(self, "threshold", float(threshold))
+        checked = _threshold(
+            self.threshold, f"feature threshold {self.threshold!r} for {self.label!r}"
+        )
+        object.__setattr__(self, "threshold", checked)
 
     @classmethod
     def from_dict(cls, data: Any) -> FeatureRule:
