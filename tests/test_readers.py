@@ -63,6 +63,7 @@ def test_mixed_good_and_bad_jsonl_loses_nothing(tmp_path: Path) -> None:
     assert "expected a JSON object" in by_line["line 7"].message
     assert "duplicate comment id 'a'" in by_line["line 8"].message
     assert all(e.source == str(path) for e in errors)
+    assert [e.location for e in errors] == [f"line {n}" for n in range(2, 9)]  # input order
     assert [[c.id for c in t.comments] for t in threads] == [["a", "b"], ["c"]]
 
 
@@ -83,17 +84,15 @@ def test_mixed_good_and_bad_csv_loses_nothing(tmp_path: Path) -> None:
     assert sum(len(t.comments) for t in threads) + len(errors) == len(rows) - 1
     assert [c.text for c in threads[0].comments] == ["Hello there", "a reply\nover two lines"]
     assert threads[0].comments[1].parent_id == "1"
-    messages = sorted(e.message for e in errors)
-    assert messages == sorted(
-        [
-            "comment text is empty",
-            "parent id '99' points to no comment of thread 't1'",
-            "column 'comment_text' has a byte that is not UTF-8",
-            "1 more field(s) than the header has",
-            "comment replies to itself",
-        ]
-    )
-    assert all(e.location.startswith("row ") for e in errors)
+    # in input order, though a dangling parent or a self-reply is only known at the thread's end
+    assert [e.message for e in errors] == [
+        "comment text is empty",
+        "parent id '99' points to no comment of thread 't1'",
+        "column 'comment_text' has a byte that is not UTF-8",
+        "1 more field(s) than the header has",
+        "comment replies to itself",
+    ]
+    assert [e.location for e in errors] == [f"row {n} (line {n + 2})" for n in range(3, 8)]
 
 
 def test_unreadable_and_corrupt_files_are_errors(tmp_path: Path) -> None:
@@ -164,7 +163,7 @@ def test_thread_jsonl_with_a_bad_comment(tmp_path: Path) -> None:
     path.write_text(json.dumps(obj) + "\n" + json.dumps({"id": "u", "comments": []}) + "\n")
     threads, errors = split(list(read_file(path)))
     assert threads[0] == good
-    assert sorted(e.location for e in errors) == ["line 1 comment 3", "line 1 comment 4", "line 2"]
+    assert [e.location for e in errors] == ["line 1 comment 3", "line 1 comment 4", "line 2"]
     assert errors[-1].message == "thread is missing the field 'article'"
 
 
@@ -267,3 +266,52 @@ def test_a_flat_record_without_a_text_field_says_so(tmp_path: Path) -> None:
     (error,) = errors
     assert error.record_id == "1" and "no 'text' field" in error.message
     assert "--column text=NAME" in error.message
+
+
+def test_error_rows_come_out_in_input_order_across_threads(tmp_path: Path) -> None:
+    """A reply to a missing parent is found when its thread ends, after later rows were read;
+    its error row still comes before theirs, in every format."""
+    rows = [
+        flat("t1", "1", "hello"),
+        flat("t1", "2", "orphan", parent="zz"),  # known bad at the end of t1
+        flat("t1", "3", "  "),  # bad at once
+        flat("t2", "1", "fine"),
+        flat("t2", "2", "loops", parent="3"),
+        flat("t2", "3", "back", parent="2"),
+        flat("t2", "4", ""),
+    ]
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows[:3]) + "not json\n"
+                     + "".join(json.dumps(r) + "\n" for r in rows[3:]))  # fmt: skip
+    csv_path = tmp_path / "rows.csv"
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    parquet = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    expected = ["'zz' points to no comment", "text is empty", "reply cycle", "reply cycle",
+                "text is empty"]  # fmt: skip
+    for path, extra in ((jsonl, 1), (csv_path, 0), (parquet, 0)):
+        _, errors = split(list(read_file(path)))
+        messages = [e.message for e in errors]
+        if extra:
+            assert messages.pop(2).startswith("malformed JSON"), path
+        assert len(messages) == len(expected), (path, messages)
+        assert all(want in got for want, got in zip(expected, messages, strict=True)), path
+
+
+@pytest.mark.parametrize(
+    ("line", "where"),
+    [
+        ('{"thread_id": "t", "comment_id": "1", "text": "x"', "at the end of the line"),
+        ('{"thread_id": "t", "text": "héllo" x}', "at column 36"),  # counted in characters
+        ("  not json", "at column 3"),
+    ],
+)
+def test_malformed_json_names_the_column(tmp_path: Path, line: str, where: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\r\n", encoding="utf-8")
+    _, (error,) = split(list(read_file(path)))
+    assert error.location == "line 1" and error.message.startswith("malformed JSON: ")
+    assert error.message.endswith(where), error.message

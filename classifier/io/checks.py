@@ -9,7 +9,7 @@ rest, so every format reports the same problems the same way.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from classifier.io.options import ParsedItem, RecordError
@@ -50,34 +50,44 @@ def check_comment(comment: Comment, max_chars: int) -> None:
 
 
 def finish_thread(
-    thread: Thread, candidates: list[tuple[str, Comment]], max_chars: int
+    thread: Thread,
+    candidates: list[tuple[int, str, Comment]],
+    max_chars: int,
+    found: Iterable[tuple[int, ErrorRecord]] = (),
 ) -> Iterator[ParsedItem]:
-    """Check a thread's comments as a whole and yield its errors, then the thread.
+    """Check a thread's comments as a whole; yield its error rows in input order, then the thread.
 
-    ``candidates`` are (location, comment) pairs in source order. A comment is
-    an error if it is unreadable, repeats an id, replies to itself or to an
-    id the thread does not have, or sits in a reply cycle.
+    ``candidates`` are (position, location, comment) triples in source order,
+    ``found`` the (position, error row) pairs its reader met on the way (records
+    it could not read at all); a position is the record's place in the input
+    (row or line number, or index in the thread), so that every error row comes
+    out where its record was. A comment is an error if it is unreadable,
+    repeats an id, replies to itself or to an id the thread does not have, or
+    sits in a reply cycle.
 
     A reply to a comment that was itself an error is kept: its parent exists
     in the input, only its text could not be used (the reply is then read
     against the article).
     """
-    good: list[tuple[str, Comment]] = []
+    errors = list(found)
+    good: list[tuple[int, str, Comment]] = []
     ids: set[str] = set()  # every id the input has, usable or not
     kept: set[str] = set()
-    for location, comment in candidates:
+    for position, location, comment in candidates:
         try:
             if comment.id in kept:
                 raise RecordError(f"duplicate comment id {comment.id!r} in thread", comment.id)
             ids.add(comment.id)
             check_comment(comment, max_chars)
         except RecordError as exc:
-            yield ErrorRecord(thread.source, location, str(exc), exc.record_id, thread.id)
+            errors.append(
+                (position, ErrorRecord(thread.source, location, str(exc), exc.record_id, thread.id))
+            )
             continue
         kept.add(comment.id)
-        good.append((location, comment))
-    parents = {c.id: c.parent_id for _, c in good}
-    for location, comment in good:
+        good.append((position, location, comment))
+    parents = {c.id: c.parent_id for _, _, c in good}
+    for position, location, comment in good:
         error = None
         if comment.parent_id == comment.id:
             error = "comment replies to itself"
@@ -93,7 +103,16 @@ def finish_thread(
                 seen.add(parent)
                 parent = parents[parent]
         if error:
-            yield ErrorRecord(thread.source, location, error, comment.id, thread.id)
+            errors.append(
+                (position, ErrorRecord(thread.source, location, error, comment.id, thread.id))
+            )
         else:
             thread.comments.append(comment)
+    yield from in_input_order(errors)
     yield thread
+
+
+def in_input_order(errors: Iterable[tuple[int, ErrorRecord]]) -> Iterator[ErrorRecord]:
+    """The error rows of (position, error row) pairs, by position (ties as given)."""
+    for _, error in sorted(errors, key=lambda pair: pair[0]):
+        yield error

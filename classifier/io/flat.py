@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from classifier.io.checks import finish_thread, id_of, undecodable
+from classifier.io.checks import finish_thread, id_of, in_input_order, undecodable
 from classifier.io.options import Columns, ParsedItem, ReadOptions, RecordError
 from classifier.schema import (
     ID_CELL,
@@ -45,14 +45,20 @@ _JSON_FIELDS = frozenset({"extra", "thread_extra"})
 
 
 class FlatAssembler:
-    """Groups contiguous flat rows into threads and checks them."""
+    """Groups contiguous flat rows into threads and checks them.
+
+    A bad row's error row is held until its thread is finished (a reply to a
+    missing parent is only known then), so that a file's error rows come out in
+    input order: readers pass their own errors through :meth:`report` too.
+    """
 
     def __init__(self, source: str, columns: Columns, max_chars: int) -> None:
         self.source = source
         self.columns = columns
         self.max_chars = max_chars
         self.current: Thread | None = None
-        self.rows: list[tuple[str, Comment]] = []
+        self.rows: list[tuple[int, str, Comment]] = []
+        self.held: list[tuple[int, ErrorRecord]] = []
         self.article_rows = 0
         self.closed: set[str] = set()  # thread ids already written, to spot unsorted input
         self._resolved: tuple[frozenset[str], dict[str, str]] | None = None
@@ -112,6 +118,13 @@ class FlatAssembler:
         except ValueError as exc:
             raise RecordError(f"extra columns: {exc}", record_id) from None
 
+    def report(self, number: int, error: ErrorRecord) -> Iterator[ParsedItem]:
+        """Record number ``number``'s error row, held while a thread before it is open."""
+        if self.current is None and not self.held:
+            yield error
+        else:
+            self.held.append((number, error))
+
     def add_or_error(
         self, row: Mapping[str, Any], location: str, number: int
     ) -> Iterator[ParsedItem]:
@@ -120,10 +133,12 @@ class FlatAssembler:
         try:
             yield from self.add(row, location, number)
         except RecordError as exc:
-            yield ErrorRecord(self.source, location, str(exc), exc.record_id)
+            error = ErrorRecord(self.source, location, str(exc), exc.record_id)
+            yield from self.report(number, error)
         except Exception as exc:
             logger.debug("%s %s: unexpected failure", self.source, location, exc_info=True)
-            yield ErrorRecord(self.source, location, f"cannot read record: {type(exc).__name__}")
+            error = ErrorRecord(self.source, location, f"cannot read record: {type(exc).__name__}")
+            yield from self.report(number, error)
 
     def add(self, row: Mapping[str, Any], location: str, number: int) -> Iterator[ParsedItem]:
         """Take one flat row (raising :class:`RecordError` before any change if it is bad)."""
@@ -166,6 +181,7 @@ class FlatAssembler:
         parent = get("parent_id")
         self.rows.append(
             (
+                number,
                 location,
                 Comment(
                     id=comment_id or str(number),
@@ -179,11 +195,12 @@ class FlatAssembler:
         )
 
     def flush(self) -> Iterator[ParsedItem]:
-        if self.current is None:
-            return
-        thread, rows = self.current, self.rows
-        self.current, self.rows = None, []
-        if not rows and not self.article_rows:
+        """Finish the open thread: its rows' error rows and those held, in input order, then
+        the thread."""
+        thread, rows, held = self.current, self.rows, self.held
+        self.current, self.rows, self.held = None, [], []
+        if thread is None or (not rows and not self.article_rows):
+            yield from in_input_order(held)
             return
         self.article_rows = 0
         if thread.id in self.closed:
@@ -194,7 +211,7 @@ class FlatAssembler:
                 thread.id,
             )
         self.closed.add(thread.id)
-        yield from finish_thread(thread, rows, self.max_chars)
+        yield from finish_thread(thread, rows, self.max_chars, held)
 
 
 def _load_json_object(value: Any, name: str, record_id: str | None = None) -> dict[str, Any]:
@@ -291,12 +308,13 @@ def read_csv(path: Path, options: ReadOptions, delimiter: str = ",") -> Iterator
                 start = lines.record_start
                 if header is not None:
                     number += 1
-                yield ErrorRecord(
+                error = ErrorRecord(
                     source,
                     f"row {number} (line {start})" if header is not None else f"line {start}",
                     f"malformed CSV: {exc} (an unterminated quote?) in the record starting "
                     f"on line {start}; reading went on from line {start + 1}",
                 )
+                yield from flat.report(number, error)
                 lines.drop_record_first_line()
                 reader = csv.reader(lines, delimiter=delimiter, strict=True)
                 continue
@@ -308,11 +326,12 @@ def read_csv(path: Path, options: ReadOptions, delimiter: str = ",") -> Iterator
             number += 1
             location = f"row {number} (line {lines.record_start})"
             if len(cells) > len(header):
-                yield ErrorRecord(
+                error = ErrorRecord(
                     source,
                     location,
                     f"{len(cells) - len(header)} more field(s) than the header has",
                 )
+                yield from flat.report(number, error)
                 continue
             row: dict[str, Any] = dict.fromkeys(header)
             row.update(zip(header, cells, strict=False))
@@ -320,7 +339,10 @@ def read_csv(path: Path, options: ReadOptions, delimiter: str = ",") -> Iterator
                 (k for k, v in row.items() if v is not None and undecodable(v) is not None), None
             )
             if bad is not None:
-                yield ErrorRecord(source, location, f"column {bad!r} has a byte that is not UTF-8")
+                error = ErrorRecord(
+                    source, location, f"column {bad!r} has a byte that is not UTF-8"
+                )
+                yield from flat.report(number, error)
                 continue
             yield from flat.add_or_error(row, location, number)
     yield from flat.flush()

@@ -47,22 +47,27 @@ def _thread_from_line(
             )
         return
     thread.source = thread.source or source
-    candidates: list[tuple[str, Comment]] = []
+    candidates: list[tuple[int, str, Comment]] = []
+    unread: list[tuple[int, ErrorRecord]] = []
     for i, raw in enumerate(obj["comments"], 1):
         where = f"{location} comment {i}"
         if not isinstance(raw, dict):
-            yield ErrorRecord(thread.source, where, "comment is not a JSON object", None, thread.id)
+            error = ErrorRecord(
+                thread.source, where, "comment is not a JSON object", None, thread.id
+            )
+            unread.append((i, error))
             continue
         try:
             record = CommentRecord.model_validate(raw)
         except ValidationError as exc:
-            yield ErrorRecord(
+            error = ErrorRecord(
                 thread.source,
                 where,
                 f"bad comment: {describe(exc)}",
                 id_of(raw.get("id")),
                 thread.id,
             )
+            unread.append((i, error))
             continue
         comment = Comment(
             id=record.id or str(i),
@@ -72,8 +77,8 @@ def _thread_from_line(
             timestamp=record.timestamp,
             extra=record.extra or {},
         )
-        candidates.append((where, comment))
-    yield from finish_thread(thread, candidates, options.max_comment_chars)
+        candidates.append((i, where, comment))
+    yield from finish_thread(thread, candidates, options.max_comment_chars, unread)
 
 
 def read_jsonl(path: Path, options: ReadOptions) -> Iterator[ParsedItem]:
@@ -93,25 +98,9 @@ def read_jsonl_stream(
         if not raw.strip():
             continue
         try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield ErrorRecord(
-                source, location, f"byte {raw[exc.start]:#04x} at offset {exc.start} is not UTF-8"
-            )
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield ErrorRecord(source, location, f"malformed JSON: {exc.msg} at column {exc.colno}")
-            continue
-        except RecursionError:
-            yield ErrorRecord(source, location, "malformed JSON: nested too deeply to read")
-            continue
-        except ValueError as exc:  # e.g. an integer literal over Python's digit limit
-            yield ErrorRecord(source, location, f"malformed JSON: {exc}")
-            continue
-        if not isinstance(obj, dict):
-            yield ErrorRecord(source, location, f"expected a JSON object, got {type(obj).__name__}")
+            obj = _parse_line(raw)
+        except RecordError as exc:
+            yield from flat.report(lineno, ErrorRecord(source, location, str(exc)))
             continue
         try:
             if isinstance(obj.get("comments"), list):
@@ -120,9 +109,34 @@ def read_jsonl_stream(
             else:
                 yield from flat.add(obj, location, lineno)
         except RecordError as exc:
-            yield ErrorRecord(source, location, str(exc), exc.record_id)
+            error = ErrorRecord(source, location, str(exc), exc.record_id)
+            yield from flat.report(lineno, error)
         except Exception as exc:  # never let one record end the file: it is this record's error
             logger.debug("%s %s: unexpected failure", source, location, exc_info=True)
             rid = id_of(obj.get("comment_id")) or id_of(obj.get("id"))
-            yield ErrorRecord(source, location, f"cannot read record: {type(exc).__name__}", rid)
+            error = ErrorRecord(source, location, f"cannot read record: {type(exc).__name__}", rid)
+            yield from flat.report(lineno, error)
     yield from flat.flush()
+
+
+def _parse_line(raw: bytes) -> dict[str, Any]:
+    """One JSONL line's object (:class:`RecordError` saying what is wrong with it)."""
+    try:
+        line = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise RecordError(
+            f"byte {raw[exc.start]:#04x} at offset {exc.start} is not UTF-8"
+        ) from None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        # the character column in the line (json's colno restarts after a newline character)
+        where = "the end of the line" if exc.pos >= len(line) else f"column {exc.pos + 1}"
+        raise RecordError(f"malformed JSON: {exc.msg} at {where}") from None
+    except RecursionError:
+        raise RecordError("malformed JSON: nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer literal over Python's digit limit
+        raise RecordError(f"malformed JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
+    return obj

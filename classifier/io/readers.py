@@ -61,7 +61,7 @@ def read_page(path: Path, fmt: InputFormat, options: ReadOptions) -> Iterator[Pa
         logger.warning("%s: bytes that are not UTF-8 near character %d were replaced", path, pos)
         text = raw.decode("utf-8", errors="replace")
     thread = parse_page_html(text, str(path)) if fmt == "html" else parse_page_text(text, str(path))
-    candidates = [(f"comment {i}", c) for i, c in enumerate(thread.comments, 1)]
+    candidates = [(i, f"comment {i}", c) for i, c in enumerate(thread.comments, 1)]
     thread.comments = []
     yield from finish_thread(thread, candidates, options.max_comment_chars)
 
