@@ -78,6 +78,23 @@ def test_usage_errors_are_clear(tmp_path: Path) -> None:
     assert "expected FIELD=COLUMN" in result.output
 
 
+@pytest.mark.parametrize(
+    "command", ["", "score", "parse", "evaluate", "serve", "train", "calibrate", "fit-offsets"]
+)
+def test_help_reads_as_a_shell_user_expects(command: str) -> None:
+    """No Python types (<bool>, <list[str]>), no Typer braces round a required argument, and a
+    docstring's paragraph not broken where its source line ended."""
+    result = runner.invoke(app, [*command.split(), "--help"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    usage = next(line for line in result.output.splitlines() if "Usage:" in line)
+    assert "{" not in usage and "}" not in usage, usage
+    assert "<bool>" not in result.output and "list[" not in result.output
+    if command == "score":
+        assert usage.split() == ["Usage:", "threadguard", "score", "[OPTIONS]", "PATH..."]
+        assert "<FIELD=COLUMN>" in result.output or "FIELD=COLUMN " in result.output
+        assert "Exit code 1 when some records were errors." in result.output  # one line at 100
+
+
 def test_version_names_the_package_and_the_shipped_model() -> None:
     from typer.testing import CliRunner
 
