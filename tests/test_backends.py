@@ -126,22 +126,33 @@ def test_onnx_without_token_types(
 
 
 @needs_onnx
-def test_onnx_export_is_cached_by_weights(
+def test_onnx_export_is_cached_under_its_stem_and_nowhere_without_one(
     tiny_model: ThreadguardModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(constants.CACHE_ENV, str(tmp_path))
-    first = OnnxRunner(tiny_model)
-    assert first.path.parent == tmp_path / "onnx"
+    stem = tmp_path / "cache" / "key"
+    first = OnnxRunner(tiny_model, stem=stem)
+    assert first.path == tmp_path / "cache" / "key.fused.onnx" and first.path.is_file()
+    int8 = OnnxRunner(tiny_model, stem=stem, quantize=True)
+    assert int8.path == tmp_path / "cache" / "key.fused.int8.onnx"
 
     def no_export(model: ThreadguardModel, path: Path) -> Path:
         raise AssertionError("exported again")
 
     monkeypatch.setattr(backends, "export_onnx", no_export)
-    assert OnnxRunner(tiny_model).path == first.path  # reused
-    before = backends.model_fingerprint(tiny_model)
-    with torch.no_grad():
-        tiny_model.encoder.embeddings.word_embeddings.weight[5] += 1.0
-    assert backends.model_fingerprint(tiny_model) != before  # other weights, other file
+    assert OnnxRunner(tiny_model, stem=stem).path == first.path  # reused
+    monkeypatch.undo()
+    # a model that was never saved has no key: exported afresh, nothing left in any cache
+    monkeypatch.setenv(constants.CACHE_ENV, str(tmp_path / "env-cache"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    fresh = OnnxRunner(tiny_model)
+    assert not fresh.path.exists() and not (tmp_path / "env-cache").exists()
+    assert list((tmp_path / "tmp").iterdir()) == []
+    batch = tiny_model.input_encoder(["the article"], [""], ["a comment on it"])
+    assert torch.equal(fresh(batch)["toxicity_logits"], first(batch)["toxicity_logits"])
 
 
 def test_int8_leaves_the_model_alone(tiny_model: ThreadguardModel) -> None:

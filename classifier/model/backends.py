@@ -6,8 +6,9 @@ becomes stance and toxicity logits.
              (:func:`quantize_int8`); the heads stay float32. CPU only.
 ``"onnx"``   the model exported to ONNX (:func:`export_onnx`), its attention, LayerNorm
              and GELU subgraphs fused, run by ONNX Runtime (:class:`OnnxRunner`);
-             needs the optional ``onnxruntime`` and ``onnx`` packages. The files are
-             cached on disk, keyed by a hash of the weights.
+             needs the optional ``onnxruntime`` and ``onnx`` packages. The export of
+             a saved model folder is cached on disk under that folder's key
+             (:func:`classifier.model.onnx_predictor.export_key`).
 ``"onnx-int8"`` the same with ONNX Runtime's dynamic int8 quantization of the MatMul
              weights (per channel).
 
@@ -22,10 +23,9 @@ of each. The backend names, ``auto`` and :data:`classifier.model.constants.SERVI
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,7 +34,7 @@ from typing import Any, Protocol, cast
 import torch
 from torch import nn
 
-from classifier.model.constants import BackendUnavailableError, check_backend, default_cache_dir
+from classifier.model.constants import BackendUnavailableError, check_backend
 from classifier.model.network import ThreadguardModel
 from classifier.model.onnx_session import OnnxSession, require_onnxruntime
 
@@ -179,21 +179,6 @@ class _Exportable(nn.Module):
         return tuple(output[name] for name in self.outputs)
 
 
-def model_fingerprint(model: ThreadguardModel) -> str:
-    """Hash of everything an export depends on: config, every tensor, the versions."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    digest.update(f"torch {torch.__version__} opset {ONNX_OPSET} attention eager".encode())
-    digest.update(f"outputs {OUTPUT_NAMES}".encode())
-    if output_names(model) != OUTPUT_NAMES:  # unchanged for models without the extra heads
-        digest.update(f"outputs {output_names(model)}".encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()[:20]
-
-
 def export_onnx(model: ThreadguardModel, path: str | Path) -> Path:
     """Export ``model`` (float32, CPU) to an ONNX file at ``path`` with dynamic batch and length.
 
@@ -322,16 +307,18 @@ def _unwrap_config(model: ThreadguardModel) -> Any:
 class OnnxRunner:
     """Runs an ONNX export of a :class:`ThreadguardModel` with ONNX Runtime on the CPU.
 
-    The model is exported once (:func:`export_onnx`), its transformer subgraphs fused
+    The model is exported (:func:`export_onnx`), its transformer subgraphs fused
     (:func:`optimize_onnx`) and, with ``quantize``, its MatMul weights quantized to int8
-    (:func:`quantize_onnx`); each step's file is cached under ``cache_dir`` by a hash of
-    the model's weights and config (:func:`model_fingerprint`), so later loads of the
-    same model skip them.
+    (:func:`quantize_onnx`). With ``stem`` (a saved model folder's place in the export
+    cache, :func:`classifier.model.onnx_predictor.export_key`), each step's file is
+    ``stem.onnx``, ``stem.fused.onnx``, ``stem.fused.int8.onnx`` and is reused when it is
+    there; without one (a model that was never saved has no key), the files are written
+    to a temporary folder and removed once ONNX Runtime has read them.
 
     Args:
         model: the model (float32).
+        stem: the cached files' path without suffix; None: export afresh, cache nothing.
         num_threads: ONNX Runtime intra-op threads; default torch's current setting.
-        cache_dir: where the files go; default :func:`default_cache_dir`.
         quantize: run the int8 model (the ``"onnx-int8"`` backend).
         optimize: apply the transformer fusions.
     """
@@ -340,14 +327,28 @@ class OnnxRunner:
         self,
         model: ThreadguardModel,
         *,
+        stem: Path | None = None,
         num_threads: int | None = None,
-        cache_dir: str | Path | None = None,
         quantize: bool = False,
         optimize: bool = True,
     ) -> None:
         require_onnxruntime()
-        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        stem = folder / model_fingerprint(model)
+        self.names = _input_names(model)
+        if stem is None:
+            with tempfile.TemporaryDirectory(prefix="threadguard-onnx-") as folder:
+                self._open(model, Path(folder) / "model", num_threads, quantize, optimize)
+        else:
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            self._open(model, stem, num_threads, quantize, optimize)
+
+    def _open(
+        self,
+        model: ThreadguardModel,
+        stem: Path,
+        num_threads: int | None,
+        quantize: bool,
+        optimize: bool,
+    ) -> None:
         path = stem.with_suffix(".onnx")
         if not path.exists():
             export_onnx(model, path)
@@ -358,7 +359,6 @@ class OnnxRunner:
             int8 = path.with_suffix(".int8.onnx")
             path = int8 if int8.exists() else quantize_onnx(path, int8)
         self.path = path
-        self.names = _input_names(model)
         self.session = OnnxSession(path, num_threads or torch.get_num_threads())
         if self.session.names != self.names:  # a stale or foreign file under the same name
             raise RuntimeError(f"{path} takes {self.session.names}, the model gives {self.names}")
@@ -393,7 +393,6 @@ __all__ = [
     "TorchRunner",
     "export_onnx",
     "make_runner",
-    "model_fingerprint",
     "output_names",
     "quantize_int8",
     "set_threads",

@@ -1,14 +1,15 @@
 """Scoring without torch: :class:`OnnxPredictor` over a cached ONNX export, and the cache.
 
-The export comes from the cache (``$THREADGUARD_CACHE/onnx`` or ``~/.cache/threadguard/onnx``)
-through an index keyed by a hash of the model folder's files and its base encoder's file
-stats (:func:`folder_key`); the predictor then encodes with
-:class:`~classifier.model.encoding.InputEncoder` over the Rust tokenizer and runs ONNX
-Runtime. That is what brings a cold start down to a third of a second and the peak memory
-to about 300 MB (docs/speed.md). The first load of a model exports it once, through torch
-(:class:`~classifier.model.backends.OnnxRunner`, which names its files by
-:func:`~classifier.model.backends.model_fingerprint`); a model whose base encoder is a Hub
-id (not a local folder) is not indexed, so each load goes through torch to find its export.
+The cache (``$THREADGUARD_CACHE/onnx`` or ``~/.cache/threadguard/onnx``) holds each saved
+model folder's export under one key, a hash of the folder's files and its base encoder's
+file stats (:func:`export_key`): ``KEY.json`` (what the export is of, and the model's
+version digest), ``KEY.onnx``, ``KEY.fused.onnx`` and ``KEY.fused.int8.onnx``. The
+predictor encodes with :class:`~classifier.model.encoding.InputEncoder` over the Rust
+tokenizer and runs ONNX Runtime. That is what brings a cold start down to a third of a
+second and the peak memory to about 300 MB (docs/speed.md). The first load of a model
+exports it once, through torch (:class:`~classifier.model.backends.OnnxRunner`); a model
+whose base encoder is a Hub id that is not in the local Hugging Face cache has no key, so
+each load exports it again.
 
 This module imports neither torch nor transformers.
 """
@@ -16,6 +17,7 @@ This module imports neither torch nor transformers.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -52,24 +54,46 @@ def _hash_files(digest: Any, folder: Path, names: Iterable[str]) -> None:
                 digest.update(block)
 
 
-def folder_key(path: Path, config: Mapping[str, Any], quantize: bool) -> str | None:
-    """Key of an export of the model folder ``path`` (``config``: its CONFIG_FILE): the
+def export_key(path: Path, config: Mapping[str, Any]) -> str | None:
+    """The export-cache key of the model folder ``path`` (``config``: its CONFIG_FILE): the
     folder's files by content, a delta save's base encoder files by name, size and
-    modification time (hashing its ~90 MB would double the start-up), the export format
-    and the variant. None when the base encoder is not a local folder (a Hub id)."""
-    digest = hashlib.sha256(f"threadguard export {EXPORT_FORMAT} int8={quantize};".encode())
+    modification time (hashing its ~90 MB would double the start-up), the export format and
+    the torch that exports. None when the base encoder is not a local folder."""
+    digest = hashlib.sha256(f"threadguard export {EXPORT_FORMAT};".encode())
+    digest.update(f"torch {_distribution_version('torch')};".encode())
     _hash_files(digest, path, (str(f.relative_to(path)) for f in path.rglob("*") if f.is_file()))
     if config.get("save_mode") == "delta":
-        try:
-            base = Path(resolve_encoder(str(config["model_config"]["encoder"]))).expanduser()
-        except ImportError:  # the default encoder's package is missing: torch will say so
-            return None
-        if not base.is_dir():
+        base = _local_encoder(str(config["model_config"]["encoder"]))
+        if base is None:
             return None
         for file in sorted(f for f in base.iterdir() if f.is_file()):
             stat = file.stat()
             digest.update(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     return digest.hexdigest()[:24]
+
+
+def _distribution_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def _local_encoder(ref: str) -> Path | None:
+    """The local folder of a base encoder: the default's package, a path, or a Hub id's
+    snapshot in the Hugging Face cache (looked up, never downloaded); None if there is none."""
+    try:
+        base = Path(resolve_encoder(ref)).expanduser()
+    except ImportError:  # the default encoder's package is missing: torch will say so
+        return None
+    if base.is_dir():
+        return base
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(ref, local_files_only=True))
+    except Exception:  # not a Hub id, or not downloaded yet: no key, export afresh
+        return None
 
 
 class OnnxPredictor(BatchPredictor):
@@ -132,7 +156,7 @@ class OnnxPredictor(BatchPredictor):
 
         The export comes from the cache when this model folder (same files, same base
         encoder) was exported before; otherwise it is exported now, through torch, and
-        indexed for the next load.
+        cached for the next load.
         """
         if backend not in ("onnx", "onnx-int8"):
             raise ValueError(f"OnnxPredictor runs 'onnx' or 'onnx-int8', not {backend!r}")
@@ -143,11 +167,10 @@ class OnnxPredictor(BatchPredictor):
         config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
         key, entry = cached_export(folder, config, quantize, cache)
         if entry is None:
-            entry = _export_folder(folder, quantize, cache, num_threads)
-            if key is not None:
-                _write_index(cache, key, entry)
+            entry, session = _export_folder(folder, key, quantize, cache, num_threads)
+        if key is not None:
+            session = OnnxSession(_export_file(cache, key, quantize), num_threads)
         model_config = config["model_config"]
-        session = OnnxSession(cache / entry["file"], num_threads)
         encoder = InputEncoder.from_folder(
             folder,
             int(model_config["max_length"]),
@@ -184,48 +207,46 @@ class OnnxPredictor(BatchPredictor):
 def cached_export(
     folder: Path, config: Mapping[str, Any], quantize: bool, cache: Path
 ) -> tuple[str | None, dict[str, Any] | None]:
-    """The export-index key of a model folder and its cached export entry (None: not yet)."""
-    key = folder_key(folder, config, quantize)
-    return key, _read_index(cache, key) if key is not None else None
-
-
-def _index_path(cache: Path, key: str) -> Path:
-    return cache / "index" / f"{key}.json"
-
-
-def _read_index(cache: Path, key: str) -> dict[str, Any] | None:
-    path = _index_path(cache, key)
+    """A model folder's export key and its cache entry (None: no export of it yet)."""
+    key = export_key(folder, config)
+    if key is None:
+        return None, None
     try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
+        entry = json.loads((cache / f"{key}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    if not isinstance(entry, dict) or not (cache / str(entry.get("file", ""))).is_file():
-        return None  # the export was removed: export again
-    return entry
+        return key, None
+    if not isinstance(entry, dict) or not _export_file(cache, key, quantize).is_file():
+        return key, None  # the export was removed, or this variant not made yet
+    return key, entry
 
 
-def _write_index(cache: Path, key: str, entry: Mapping[str, Any]) -> None:
-    path = _index_path(cache, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(entry, indent=1), encoding="utf-8")
-    tmp.replace(path)
+def _export_file(cache: Path, key: str, quantize: bool) -> Path:
+    """The cached file a backend runs (as :class:`~classifier.model.backends.OnnxRunner`
+    names them)."""
+    return cache / (f"{key}.fused.int8.onnx" if quantize else f"{key}.fused.onnx")
 
 
 def _export_folder(
-    folder: Path, quantize: bool, cache: Path, num_threads: int | None
-) -> dict[str, Any]:
-    """Export the model folder through torch (:class:`classifier.model.backends.OnnxRunner`)."""
+    folder: Path, key: str | None, quantize: bool, cache: Path, num_threads: int | None
+) -> tuple[dict[str, Any], OnnxSession]:
+    """Export the model folder through torch (:class:`classifier.model.backends.OnnxRunner`),
+    under its key in the cache when it has one, and its entry and session."""
     from classifier.model.backends import OnnxRunner
     from classifier.model.torch_predictor import load_model
     from classifier.model.versions import version_digest
 
     logger.info("exporting %s to ONNX (once; later loads read the cache)", folder)
     model = load_model(folder)
-    runner = OnnxRunner(model, num_threads=num_threads, cache_dir=cache, quantize=quantize)
-    return {
-        "file": str(runner.path.relative_to(cache)),
+    stem = cache / key if key is not None else None
+    runner = OnnxRunner(model, stem=stem, num_threads=num_threads, quantize=quantize)
+    entry = {
         "version_digest": version_digest(model),
         "source": str(folder.resolve()),
         "threadguard": __version__,
     }
+    if key is not None:
+        path = cache / f"{key}.json"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(entry, indent=1), encoding="utf-8")
+        tmp.replace(path)
+    return entry, runner.session  # without a key, its files are gone: keep its session
