@@ -6,8 +6,26 @@ Load the model once and score strings, lists of strings or threads::
     tg = Threadguard()
     tg.predict("You are a pathetic idiot").decision  # 'review'
 
-:class:`Threadguard` and :class:`Result` are in :mod:`classifier.api` (with runnable
-examples); the CLI is ``threadguard``; the thread schema is :mod:`classifier.schema`.
+The API (:mod:`classifier.api`, whose examples run as doctests):
+
+``Threadguard(model=None, *, backend="auto", policy=None, batch_size=32)``
+    loads a saved model folder (default: the shipped one, offline) and a moderation
+    policy (default: configs/moderation.yaml's), once.
+``Threadguard.predict(text, target="")`` / ``predict([text, ...], target="")``
+    a :class:`Result`, or a list of them; ``target`` is what the stance is toward.
+``Threadguard.score_threads(threads)``
+    for :class:`classifier.schema.Thread` objects (replies read against their parent),
+    the rows ``threadguard score --moderate`` writes; error records among them (what
+    :func:`classifier.io.readers.read_file` yields for bad input) pass through in order.
+``Threadguard.stance_labels``, ``Threadguard.toxicity_labels``
+    the label names the loaded model outputs.
+``Result``
+    ``text``, ``stance``, ``stance_scores``, ``toxicity``, ``constructive`` (dicts keyed
+    by label name), ``spans`` (``text[start:end]``, label, score), ``decision``
+    (feature / approve / review / reject) and ``reasons``.
+
+The command line is ``threadguard`` (:mod:`classifier.cli`); the thread schema is
+:mod:`classifier.schema`; the moderation hook is :mod:`classifier.moderation`.
 """
 
 import os
