@@ -46,9 +46,7 @@ from classifier.labels import CONSTRUCTIVE_LABELS
 from classifier.model.constants import model_dir
 from classifier.model.loading import load_predictor
 from training.baselines import LOGREG_OPTIONS, TFIDF_OPTIONS
-from training.corpora import load_corpus
-from training.metrics import (
-    best_f1_threshold,
+from training.bootstrap import (
     binary_scores,
     bootstrap_indices,
     characteristic_target,
@@ -56,6 +54,8 @@ from training.metrics import (
     percentile_ci,
     roc_auc_resampled,
 )
+from training.corpora import load_corpus
+from training.thresholds import best_f1_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def length_scorer(train: datasets.Dataset, rules: Mapping[str, str]) -> Scorer:
 def target(data: datasets.Dataset, name: str, rule: str) -> np.ndarray:
     """0/1 labels of ``name``: constructive_binary for ``constructive``, else the
     raters' share binarised by ``rule`` (``">= 0.5"`` or ``"> 0"``, as
-    :func:`~training.metrics.characteristic_target` chose it on test), so the baselines
+    :func:`~training.bootstrap.characteristic_target` chose it on test), so the baselines
     learn the labels they are scored on."""
     if name == "constructive":
         return binary_gold(data)

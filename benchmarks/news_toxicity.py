@@ -37,15 +37,10 @@ from classifier.io.readers import read_file
 from classifier.model.loading import load_predictor
 from classifier.model.predictor import BatchPredictor
 from classifier.schema import Thread
+from training.bootstrap import bootstrap_indices, percentile_ci, roc_auc_resampled
 from training.corpora import load_corpus
 from training.evaluate import identity_subgroups
-from training.metrics import (
-    bias_metrics,
-    bootstrap_indices,
-    expected_calibration_error,
-    percentile_ci,
-    roc_auc_resampled,
-)
+from training.metrics import bias_metrics, expected_calibration_error
 
 ROOT = Path(__file__).resolve().parents[1]
 NEWS = ("c3", "toxic_spans", "context_toxicity")

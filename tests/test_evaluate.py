@@ -16,28 +16,29 @@ from typer.testing import CliRunner
 from classifier.cli import app
 from classifier.model.network import ThreadguardModel
 from training.baselines import Baseline, Scores
+from training.bootstrap import (
+    PrimaryData,
+    bootstrap_samples,
+    macro_f1_resampled,
+    paired_difference,
+    percentile_ci,
+    roc_auc_resampled,
+)
 from training.corpora import default_data_root
 from training.data import make_example, to_dataset
 from training.evaluate import Settings, measure
 from training.metrics import (
     CalibrationTarget,
-    PrimaryData,
-    best_f1_threshold,
     bias_metrics,
-    bootstrap_samples,
-    choose_threshold,
     expected_calibration_error,
     f1_avg,
     fnc_score,
-    macro_f1_resampled,
-    paired_difference,
-    percentile_ci,
     power_mean,
-    roc_auc_resampled,
     stance_metrics,
     toxicity_metrics,
 )
 from training.report import thresholds_yaml
+from training.thresholds import best_f1_threshold, choose_threshold
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
 runner = CliRunner()

@@ -29,6 +29,13 @@ import numpy as np
 
 from classifier.labels import CONSTRUCTIVE_LABELS, STANCE_LABELS, TOXICITY_LABELS
 from training.baselines import Scorer, Scores, resolve_model
+from training.bootstrap import (
+    PrimaryData,
+    bootstrap_samples,
+    constructive_metrics,
+    paired_difference,
+    percentile_ci,
+)
 from training.corpora import (
     CORPORA,
     civil_comments_identities,
@@ -41,19 +48,13 @@ from training.data import SPLITS, to_dataset
 from training.metrics import (
     IDENTITY_THRESHOLD,
     CalibrationTarget,
-    PrimaryData,
-    best_f1_threshold,
     bias_metrics,
-    bootstrap_samples,
-    choose_threshold,
-    constructive_metrics,
-    paired_difference,
-    percentile_ci,
     primary_for,
     stance_metrics,
     toxicity_metrics,
 )
 from training.span_eval import evaluate_spans
+from training.thresholds import best_f1_threshold, choose_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +295,7 @@ def measure_heads(
     ``spans``, SemEval-2021 Task 5's span F1 against the official gold of ``split``
     (:func:`training.span_eval.evaluate_spans`), and ``constructive``, the ROC-AUC and F1
     of C3's constructive_binary at the ``constructive`` decision threshold (default
-    0.5) and the AUC of each characteristic (:func:`training.metrics.constructive_metrics`),
+    0.5) and the AUC of each characteristic (:func:`training.bootstrap.constructive_metrics`),
     with bootstrap intervals as the settings say."""
     out: dict[str, Any] = {}
     if scores.spans is not None:
@@ -425,7 +426,7 @@ def tuned_primary(
     settings: Settings,
 ) -> dict[str, Any] | None:
     """A binary macro-F1 primary at the threshold that maximizes it on ``corpus``'s dev
-    split (:func:`~training.metrics.best_f1_threshold`; ``scored``: that split and the
+    split (:func:`~training.thresholds.best_f1_threshold`; ``scored``: that split and the
     model's scores on it, :func:`score_dev`), with its bootstrap CI; None when the corpus
     has no dev split or the model no score for the label.
 

@@ -37,8 +37,8 @@ import numpy as np
 
 from classifier.model.constants import WINDOW_OVERLAP
 from classifier.model.spans import Span, decode_spans, span_chars, span_f1
+from training.bootstrap import bootstrap_mean, paired_difference, percentile_ci
 from training.corpora import corpus_folder
-from training.metrics import bootstrap_mean, paired_difference, percentile_ci
 
 if TYPE_CHECKING:
     from classifier.model.network import ThreadguardModel
