@@ -39,7 +39,7 @@ from classifier.model.predictor import BatchPredictor
 from classifier.schema import Thread
 from training.bootstrap import bootstrap_indices, percentile_ci, roc_auc_resampled
 from training.corpora import load_corpus
-from training.evaluate import identity_subgroups
+from training.eval_datasets import identity_subgroups
 from training.metrics import bias_metrics, expected_calibration_error
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,7 @@ from training.bootstrap import (
 )
 from training.corpora import default_data_root
 from training.data import make_example, to_dataset
-from training.evaluate import Settings, measure
+from training.measure import Settings, measure
 from training.metrics import (
     CalibrationTarget,
     bias_metrics,

@@ -8,18 +8,20 @@ score`` uses; baselines from :mod:`training.baselines`), measured with the
 metrics each task's literature uses (scikit-learn does the arithmetic), bootstrapped
 on its primary metric, and written by :mod:`training.report` as ``report.json``,
 ``report.md`` and PNG plots. docs/evaluation.md explains every figure.
+
+This module is the driver: the run, its dev-split figures (calibrated and dev-tuned
+thresholds) and the comparisons between models. The datasets it reads are
+:mod:`training.eval_datasets`'s; one model on one split is measured by
+:mod:`training.measure`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import platform
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,290 +29,28 @@ from typing import Any
 import datasets
 import numpy as np
 
-from classifier.labels import CONSTRUCTIVE_LABELS, STANCE_LABELS, TOXICITY_LABELS
+from classifier.labels import TOXICITY_LABELS
 from training.baselines import Scorer, Scores, resolve_model
 from training.bootstrap import (
     PrimaryData,
     bootstrap_samples,
-    constructive_metrics,
     paired_difference,
     percentile_ci,
 )
-from training.corpora import (
-    CORPORA,
-    civil_comments_identities,
-    corpus_folder,
-    madlibs_identity_terms,
-    read_corpus,
+from training.corpora import CORPORA
+from training.eval_datasets import (
+    CorpusCache,
+    EvaluationError,
+    data_fingerprint,
+    identity_subgroups,
+    parse_dataset,
+    subsample,
 )
-from training.corpora._common import resolve_root
-from training.data import SPLITS, to_dataset
-from training.metrics import (
-    IDENTITY_THRESHOLD,
-    CalibrationTarget,
-    bias_metrics,
-    primary_for,
-    stance_metrics,
-    toxicity_metrics,
-)
-from training.span_eval import evaluate_spans
+from training.measure import Measured, Settings, measure, measure_heads
+from training.metrics import primary_for
 from training.thresholds import best_f1_threshold, choose_threshold
 
 logger = logging.getLogger(__name__)
-
-
-class EvaluationError(ValueError):
-    """A bad model or dataset argument; ``param`` names the option (for the CLI)."""
-
-    def __init__(self, message: str, param: str) -> None:
-        super().__init__(message)
-        self.param = param
-
-
-# --------------------------------------------------------------------------- datasets
-
-
-def parse_dataset(text: str) -> tuple[str, str]:
-    """``NAME[:split]`` → (name, split); the split defaults to ``test``."""
-    name, _, split = text.partition(":")
-    split = split or "test"
-    if name not in CORPORA:
-        raise EvaluationError(
-            f"unknown dataset {name!r}; known: {', '.join(sorted(CORPORA))}", "--dataset"
-        )
-    if split not in SPLITS:
-        raise EvaluationError(f"{text}: split {split!r} is not one of {SPLITS}", "--dataset")
-    return name, split
-
-
-class CorpusCache:
-    """Reads each corpus once; keeps its splits as Datasets and its load notes."""
-
-    def __init__(self, root: str | Path | None) -> None:
-        self.root = resolve_root(root)
-        self.splits: dict[str, dict[str, datasets.Dataset]] = {}
-        self.info: dict[str, dict[str, Any]] = {}
-
-    def __call__(self, name: str) -> dict[str, datasets.Dataset]:
-        if name not in self.splits:
-            try:
-                load = read_corpus(name, self.root)
-            except FileNotFoundError as exc:
-                raise EvaluationError(str(exc), "--dataset") from None
-            self.splits[name] = {s: to_dataset(rows) for s, rows in load.splits.items()}
-            self.info[name] = {
-                "folder": str(corpus_folder(name, self.root)),
-                "skipped_rows": load.n_skipped,
-                "notes": dict(load.notes),
-            }
-        return self.splits[name]
-
-    def split(self, name: str, split: str) -> datasets.Dataset:
-        """One split, or an EvaluationError naming the splits the corpus has."""
-        splits = self(name)
-        if split not in splits:
-            raise EvaluationError(
-                f"dataset {name!r} has no {split!r} split; it has {list(splits)}", "--dataset"
-            )
-        return splits[split]
-
-
-def subsample(data: datasets.Dataset, max_examples: int | None, seed: int) -> datasets.Dataset:
-    """A seeded random subset of at most ``max_examples`` rows, in corpus order."""
-    if max_examples is None or len(data) <= max_examples:
-        return data
-    keep = np.sort(np.random.default_rng(seed).permutation(len(data))[:max_examples])
-    return data.select(keep)
-
-
-def data_fingerprint(data: datasets.Dataset) -> str:
-    """sha256 of the evaluated rows (ids, texts, targets, labels)."""
-    digest = hashlib.sha256()
-    columns = ["id", "target", "context", "text", "stance", *TOXICITY_LABELS]
-    for batch in data.select_columns(columns).iter(batch_size=4096):
-        digest.update(json.dumps(batch, sort_keys=True, default=float).encode())
-    return digest.hexdigest()
-
-
-def identity_subgroups(
-    corpus: str, data: datasets.Dataset, root: str | Path | None
-) -> dict[str, np.ndarray] | None:
-    """Subgroup masks for the corpora with identity annotations, else None."""
-    ids = data["id"]
-    if corpus == "bias_madlibs":
-        terms = madlibs_identity_terms(root)
-        names = [terms.get(i, "") for i in ids]
-        return {t: np.asarray([n == t for n in names]) for t in sorted(set(names) - {""})}
-    if corpus == "civil_comments":
-        found = civil_comments_identities(root)
-        rows = [found.get(i, {}) for i in ids]
-        kinds = sorted({k for r in rows for k in r})
-        return {k: np.asarray([r.get(k, 0.0) >= IDENTITY_THRESHOLD for r in rows]) for k in kinds}
-    return None
-
-
-# --------------------------------------------------------------------------- one result
-
-
-@dataclass
-class Settings:
-    """Options of an evaluation run (see :func:`run_evaluation`)."""
-
-    data_root: str | Path | None = None
-    max_examples: int | None = None
-    bootstrap: int = 1000
-    seed: int = 0
-    threshold: float = 0.5
-    label_thresholds: dict[str, float] = field(default_factory=dict)
-    calibrate: CalibrationTarget | None = None
-    tune_thresholds: bool = False
-    actions: dict[str, str] = field(default_factory=dict)
-    default_action: str = "review"
-    batch_size: int = 32
-    device: str = "cpu"
-    plots: bool = True
-    n_errors: int = 20
-    command: list[str] | None = None
-
-    def threshold_for(self, label: str) -> float:
-        """The decision threshold of ``label``."""
-        return self.label_thresholds.get(label, self.threshold)
-
-
-def _clip(text: str, n: int = 300) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-@dataclass
-class Measured:
-    """Metrics of one (model, dataset), plus what plots and bootstrap need."""
-
-    result: dict[str, Any]
-    primary: PrimaryData | None = None
-    stance_cm: tuple[list[str], np.ndarray] | None = None
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-
-
-def measure(
-    corpus: str,
-    data: datasets.Dataset,
-    scores: Scores,
-    settings: Settings,
-    subgroups: Mapping[str, np.ndarray] | None = None,
-) -> Measured:
-    """Every metric of one model on one split (``result`` is JSON-ready)."""
-    primary = primary_for(corpus)
-    result: dict[str, Any] = {}
-    out = Measured(result)
-    texts, targets, ids = data["text"], data["target"], data["id"]
-    # stance, over the corpus's classes the model has
-    stance = np.asarray(data["stance"])
-    has = np.flatnonzero(stance >= 0)
-    if len(has):
-        found_classes = {c for row in data["stance_classes"] for c in row}
-        classes = sorted(found_classes or set(scores.stance_labels), key=STANCE_LABELS.index)
-        cols = [scores.stance_labels.index(c) for c in classes if c in scores.stance_labels]
-        if scores.stance is None or not cols:
-            result["stance"] = {"skipped": "the model has no stance output"}
-        else:
-            probs = scores.stance[has][:, cols]
-            probs = probs / np.clip(probs.sum(axis=1, keepdims=True), 1e-12, None)
-            names = [scores.stance_labels[c] for c in cols]
-            pred_i = np.argmax(probs, axis=1)
-            pred = [names[i] for i in pred_i]
-            gold = [STANCE_LABELS[s] for s in stance[has]]
-            found = stance_metrics(gold, pred, classes, corpus)
-            found["missing_classes"] = [c for c in classes if c not in names]
-            wrong = np.flatnonzero(np.asarray(gold) != np.asarray(pred))
-            conf = probs[np.arange(len(has)), pred_i]
-            order = wrong[np.argsort(-conf[wrong], kind="stable")][: settings.n_errors]
-            found["confident_errors"] = [
-                {"id": ids[has[i]], "text": _clip(texts[has[i]]), "target": _clip(targets[has[i]]),
-                 "gold": gold[i], "predicted": pred[i], "confidence": float(conf[i])}
-                for i in order
-            ]  # fmt: skip
-            result["stance"] = found
-            out.stance_cm = (classes, np.asarray(found["confusion_matrix"]))
-            if primary.label is None:
-                index = {c: k for k, c in enumerate(classes)}
-                labels = (
-                    (index["support"], index["deny"]) if primary.kind == "f1_avg" else
-                    tuple(range(len(classes)))
-                )  # fmt: skip
-                out.primary = PrimaryData(
-                    primary.kind,
-                    np.asarray([index[g] for g in gold]),
-                    pred=np.asarray([index[p] for p in pred]),
-                    labels=labels,
-                    n_classes=len(classes),
-                )
-    # toxicity, per label the corpus annotates
-    tox: dict[str, Any] = {}
-    for label in TOXICITY_LABELS:
-        values = np.asarray(data[label], dtype=np.float32)
-        known = np.flatnonzero(values >= 0)
-        if not len(known):
-            continue
-        if label not in scores.toxicity_labels or scores.toxicity is None:
-            tox[label] = {"skipped": "the model does not predict this label"}
-            continue
-        y = (values[known] >= 0.5).astype(int)
-        prob = scores.toxicity[known, scores.toxicity_labels.index(label)].astype(float)
-        threshold = settings.threshold_for(label)
-        found = toxicity_metrics(y, prob, threshold)
-        if label == (primary.label or "toxicity"):
-            if subgroups is not None:
-                found["bias"] = bias_metrics(y, prob, {k: m[known] for k, m in subgroups.items()})
-            pred = prob >= threshold
-            wrong = np.flatnonzero(pred != y.astype(bool))
-            conf = np.where(pred, prob, 1 - prob)
-            order = wrong[np.argsort(-conf[wrong], kind="stable")][: settings.n_errors]
-            found["confident_errors"] = [
-                {"id": ids[known[i]], "text": _clip(texts[known[i]]), "gold": float(values[known[i]]),
-                 "score": float(prob[i]), "predicted": bool(pred[i])}
-                for i in order
-            ]  # fmt: skip
-        tox[label] = found
-        out.curves[label] = (y, prob)
-        if label == primary.label:
-            if primary.kind == "roc_auc":
-                out.primary = PrimaryData("roc_auc", y, prob=prob) if 0 < y.sum() < len(y) else None
-            else:
-                pred_int = (prob >= threshold).astype(int)
-                out.primary = PrimaryData(
-                    primary.kind, y, pred=pred_int, labels=(0, 1), n_classes=2
-                )
-    if tox:
-        result["toxicity"] = tox
-    value = out.primary.value() if out.primary is not None else None
-    result["primary"] = {"metric": primary.title, "value": value, "ci": None}
-    return out
-
-
-def measure_heads(
-    split: str, data: datasets.Dataset, scores: Scores, settings: Settings
-) -> dict[str, Any]:
-    """Figures of a model's span and constructiveness heads, where it gave them
-    (:meth:`training.baselines.TransformerScorer.score`; nothing otherwise):
-    ``spans``, SemEval-2021 Task 5's span F1 against the official gold of ``split``
-    (:func:`training.span_eval.evaluate_spans`), and ``constructive``, the ROC-AUC and F1
-    of C3's constructive_binary at the ``constructive`` decision threshold (default
-    0.5) and the AUC of each characteristic (:func:`training.bootstrap.constructive_metrics`),
-    with bootstrap intervals as the settings say."""
-    out: dict[str, Any] = {}
-    if scores.spans is not None:
-        out["spans"] = evaluate_spans(
-            data["id"], data["text"], scores.spans, split, settings.data_root,
-            settings.bootstrap, settings.seed,
-        )  # fmt: skip
-    if scores.constructive is not None and scores.constructive_labels:
-        gold = {n: np.asarray(data[n], dtype=float) for n in CONSTRUCTIVE_LABELS}
-        if (gold["constructive"] >= 0).any():
-            out["constructive"] = constructive_metrics(
-                gold, scores.constructive, scores.constructive_labels,
-                settings.threshold_for("constructive"), settings.bootstrap, settings.seed,
-            )  # fmt: skip
-    return out
 
 
 # --------------------------------------------------------------------------- the run

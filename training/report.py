@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay, precision_recall_curve, roc_curve
 
 if TYPE_CHECKING:
-    from training.evaluate import Measured, Settings
+    from training.measure import Measured, Settings
 
 
 def slug(text: str) -> str:
