@@ -25,7 +25,7 @@ from classifier.model.network import ThreadguardModel
 from classifier.model.spans import span_chars, span_f1
 from tests.conftest import span_config
 from training.bootstrap import binary_scores, characteristic_target, constructive_metrics
-from training.report import highlight
+from training.report_tables import highlight
 from training.span_eval import (
     Attribution,
     GoldPost,
