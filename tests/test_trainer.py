@@ -16,6 +16,7 @@ from training import trainer as trainer_module
 from training.config import TrainConfig, load_config
 from training.corpora import CORPORA, load_corpus
 from training.data import make_example, to_dataset
+from training.mixing import CorpusData
 from training.trainer import train
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
@@ -325,13 +326,13 @@ def test_a_comment_only_recipe_drops_targets_and_scores_dev_on_the_named_corpora
                 assert set(split["target"]) <= {""} and set(split["context"]) <= {""}
 
     # dev/score averages only the named corpora's primaries (dev splits with both classes)
-    def dev(corpus: str) -> trainer_module.CorpusData:
+    def dev(corpus: str) -> CorpusData:
         rows = [
             make_example(id=f"{corpus}{i}", source=corpus, split="dev", text=text,
                          toxicity={"toxicity": float(i % 2)})
             for i, text in enumerate(["calm words", "you idiot", "a bus plan", "shut up fool"])
         ]  # fmt: skip
-        return trainer_module.CorpusData(corpus, None, to_dataset(rows))
+        return CorpusData(corpus, None, to_dataset(rows))
 
     model = ThreadguardModel.from_encoder(config.model)
     scored = trainer_module.evaluate_dev(model, [dev("c3"), dev("olid")], 8, ["c3"])

@@ -9,9 +9,11 @@ checkpoint is written so that an interrupted run resumes where it stopped.
 The same seed gives the same model.
 
 Its parts: :mod:`training.mixing` loads the corpora and decides the mix, the labels,
-the loss weights and the batch order; :mod:`training.dev` scores the dev splits;
-:mod:`training.offsets` fits stance offsets after training. This module runs the
-:class:`Trainer`: setup, the step loop, and dev evaluation with checkpointing.
+the loss weights and the batch order; :mod:`training.recipe` checks the recipe against
+its data and narrows the model config to the labels the mix teaches; :mod:`training.dev`
+scores the dev splits; :mod:`training.offsets` fits stance offsets after training. This
+module runs the :class:`Trainer`: setup, the step loop, and dev evaluation with
+checkpointing.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -34,25 +36,14 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from classifier.model.config import ModelConfig
 from classifier.model.losses import compute_loss, select_heads
 from classifier.model.network import ThreadguardModel
 from training.config import TrainConfig
 from training.dev import evaluate_dev
 from training.lora import apply_lora
-from training.mixing import (
-    CorpusData,
-    batch_order,
-    both_kinds,
-    class_weights,
-    head_classes,
-    head_dev_splits,
-    learned_labels,
-    learned_span_labels,
-    load_corpora,
-    mix_training_data,
-)
-from training.offsets import fit_stance_offsets, labelled_replies
+from training.mixing import batch_order, class_weights, load_corpora, mix_training_data
+from training.offsets import fit_stance_offsets
+from training.recipe import check_recipe, model_config_for
 
 logger = logging.getLogger(__name__)
 
@@ -116,87 +107,6 @@ def _save_checkpoint(
         tmp,
     )
     tmp.replace(path / "state.pt")  # atomic: a run killed mid-save keeps the last checkpoint
-
-
-def check_recipe(config: TrainConfig, corpora: Sequence[CorpusData]) -> None:
-    """Raise ``ValueError`` for what the recipe asks of data it does not have: offsets
-    with no dev split to fit them on, a stance loss weight with no stance rows. Checked
-    before the model is built, not after hours of training."""
-    for head in config.stance_offsets:
-        if not head_dev_splits(config.model, head, corpora):
-            raise ValueError(
-                f"stance_offsets: stance head {head!r} has no corpus with a dev split with "
-                "stance labels to fit its offsets on"
-            )
-    for entry, data in zip(config.corpora, corpora, strict=True):
-        if entry.stance_loss_weight != 1.0 and (
-            data.train is None or not any(v >= 0 for v in data.train["stance"])
-        ):
-            raise ValueError(
-                f"corpus {entry.name}: stance_loss_weight {entry.stance_loss_weight!r} has "
-                "nothing to weigh: its training rows have no stance labels"
-            )
-    if config.reply_offsets:
-        comment_head = config.model.heads[0].name
-        dev = head_dev_splits(config.model, comment_head, corpora)
-        if not any(labelled_replies(split).any() for _, split in dev):
-            raise ValueError(
-                f"reply_offsets: no dev split of the comment head {comment_head!r} has a "
-                "labelled reply (a row with a context) to fit them on"
-            )
-
-
-def model_config_for(config: TrainConfig, train_data: datasets.Dataset) -> ModelConfig:
-    """The recipe's model config narrowed to the labels ``train_data`` teaches.
-
-    A model outputs exactly what it learned: the recipe's stance classes, toxicity,
-    span and constructive labels that the mix has both kinds of examples of (a head
-    with no data at all keeps the recipe's labels, untrained, with a warning).
-    """
-    stance_labels, toxicity_labels = learned_labels(train_data)
-    stance_labels = tuple(n for n in config.model.stance_labels if n in stance_labels)
-    toxicity_labels = tuple(n for n in config.model.toxicity_labels if n in toxicity_labels)
-    if len(stance_labels) < 2:
-        stance_labels = config.model.stance_labels  # no stance data: head stays untrained
-        logger.warning("the recipe has no stance corpus; the stance head is not trained")
-    if not toxicity_labels:
-        toxicity_labels = config.model.toxicity_labels  # no toxicity data: head stays untrained
-        logger.warning("the recipe has no toxicity corpus; the toxicity head is not trained")
-    heads = config.model.stance_heads
-    if heads:
-        heads = head_classes(train_data, config.model, stance_labels)
-    span_labels = learned_span_labels(train_data, config.model.span_labels)
-    if span_labels and "toxicity" not in span_labels:
-        span_labels = ()
-    constructive_labels = tuple(
-        n
-        for n in both_kinds(train_data, config.model.constructive_labels)
-        if n in config.model.constructive_labels
-    )
-    for kind, asked, found in (
-        ("span", config.model.span_labels, span_labels),
-        ("constructive", config.model.constructive_labels, constructive_labels),
-    ):
-        if set(asked) - set(found):
-            logger.warning(
-                "no training data for %s labels %s", kind, sorted(set(asked) - set(found))
-            )
-    model_config = replace(
-        config.model,
-        stance_labels=stance_labels,
-        toxicity_labels=toxicity_labels,
-        stance_heads=heads,
-        span_labels=span_labels,
-        constructive_labels=constructive_labels,
-    )
-    logger.info(
-        "labels learned: stance %s, toxicity %s, spans %s, constructive %s",
-        stance_labels,
-        toxicity_labels,
-        span_labels,
-        constructive_labels,
-    )
-    return model_config
 
 
 class Trainer:
