@@ -24,13 +24,16 @@ def _load(name: str):  # type: ignore[no-untyped-def]
     return module
 
 
-speed = _load("speed")
+_load("speed")  # the script; it puts benchmarks/ on sys.path for its parts, the _speed package
+speed_report = importlib.import_module("_speed.report")
+speed_systems = importlib.import_module("_speed.systems")
+speed_workload = importlib.import_module("_speed.workload")
 
 
 def test_synthetic_workload_is_reproducible_and_every_item_has_a_target(tmp_path: Path) -> None:
-    first, origin = speed.make_workload(50, seed=3, root=tmp_path / "none")
-    again, _ = speed.make_workload(50, seed=3, root=tmp_path / "none")
-    other, _ = speed.make_workload(50, seed=4, root=tmp_path / "none")
+    first, origin = speed_workload.make_workload(50, seed=3, root=tmp_path / "none")
+    again, _ = speed_workload.make_workload(50, seed=3, root=tmp_path / "none")
+    other, _ = speed_workload.make_workload(50, seed=4, root=tmp_path / "none")
     assert origin.startswith("SYNTHETIC")
     assert first == again and first != other
     assert all(it["text"].strip() and it["target"].strip() for it in first)
@@ -39,23 +42,27 @@ def test_synthetic_workload_is_reproducible_and_every_item_has_a_target(tmp_path
 @pytest.mark.slow
 @pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
 def test_corpus_workload_has_real_lengths_with_long_comments() -> None:
-    items, origin = speed.make_workload(400, seed=0, root=DATA, long_share=0.05)
+    items, origin = speed_workload.make_workload(400, seed=0, root=DATA, long_share=0.05)
     assert origin.startswith("corpora")
     words = sorted(len(it["text"].split()) for it in items)
     assert words[len(words) // 2] < 60  # most comments are short ...
-    assert sum(w >= speed.LONG_WORDS for w in words) >= 10  # ... and some are long
+    assert sum(w >= speed_workload.LONG_WORDS for w in words) >= 10  # ... and some are long
     assert all(it["target"].strip() for it in items)
 
 
 def test_goals_compare_against_the_bert_peer() -> None:
-    ours = speed.Row("threadguard (int8)", {1: 100.0, 2: 180.0}, {1: 9.0, 2: 8.0}, {}, 1.2, 400.0)
-    bert = speed.Row("bert-base (Detoxify original arch.)", {1: 20.0, 2: 25.0}, {1: 50.0}, {})
-    lines = speed.goals([ours, bert], [1, 2], "int8")
+    ours = speed_report.Row(
+        "threadguard (int8)", {1: 100.0, 2: 180.0}, {1: 9.0, 2: 8.0}, {}, 1.2, 400.0
+    )
+    bert = speed_report.Row(
+        "bert-base (Detoxify original arch.)", {1: 20.0, 2: 25.0}, {1: 50.0}, {}
+    )
+    lines = speed_report.goals([ours, bert], [1, 2], "int8")
     assert "7.2×" in lines[0] and lines[0].endswith("met")
     assert all(line.endswith("met") for line in lines)
-    slow = speed.Row("threadguard (int8)", {1: 10.0, 2: 20.0}, {1: 30.0}, {}, 5.0, 900.0)
-    assert all(line.endswith("MISSED") for line in speed.goals([slow, bert], [1, 2], "int8"))
-    table = speed.ratio_table([ours, bert], [1, 2])
+    slow = speed_report.Row("threadguard (int8)", {1: 10.0, 2: 20.0}, {1: 30.0}, {}, 5.0, 900.0)
+    assert all(line.endswith("MISSED") for line in speed_report.goals([slow, bert], [1, 2], "int8"))
+    table = speed_report.ratio_table([ours, bert], [1, 2])
     assert "7.20×" in table  # throughput at 2 threads, 180 / 25
 
 
@@ -119,5 +126,5 @@ def test_seed_ensemble_averages_members_before_scoring() -> None:
 
 
 def test_speed_names_the_no_spans_variant() -> None:
-    assert speed.system_title("ours:onnx") == "threadguard (onnx)"
-    assert speed.system_title("ours:onnx:no-spans") == "threadguard (onnx, no-spans)"
+    assert speed_systems.system_title("ours:onnx") == "threadguard (onnx)"
+    assert speed_systems.system_title("ours:onnx:no-spans") == "threadguard (onnx, no-spans)"

@@ -1,0 +1,108 @@
+"""The speed benchmark's workload: ``n`` (target, comment) items drawn reproducibly from
+the corpora, so that the lengths are real ones (generated text of similar lengths
+without them), and a summary of their lengths.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+Item = dict[str, str]
+
+#: (corpus, share of the workload, how its target is chosen)
+SOURCES: tuple[tuple[str, float, str], ...] = (
+    ("toxic_spans", 0.40, "article_or_parent"),
+    ("arc", 0.15, "own"),
+    ("rumoureval2019", 0.15, "own"),
+    ("semeval2016_stance", 0.10, "own"),
+    ("olid", 0.12, "article"),
+    ("youtube_spam", 0.08, "article"),
+)
+LONG_WORDS = 150
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _corpus_pools(root: Path | None) -> tuple[dict[str, list[Item]], list[str]]:
+    """Comments (text, own target) per source corpus, and article targets from FNC-1."""
+    from training.corpora import read_corpus
+
+    pools: dict[str, list[Item]] = {}
+    for name, _, _ in SOURCES:
+        load = read_corpus(name, root)
+        rows = [r for split in ("train", "dev", "test") for r in load.splits.get(split, [])]
+        pools[name] = [
+            {"text": r["text"], "target": r.get("target") or ""} for r in rows if r["text"].strip()
+        ]
+    fnc = read_corpus("fnc1", root)
+    articles = {}
+    for split in ("train", "test"):
+        for r in fnc.splits.get(split, []):
+            lead = " ".join(r["text"].split()[:60])  # the title and first paragraph, as served
+            articles[r["target"]] = f"{r['target']}. {lead}"
+    return pools, sorted(articles.values())
+
+
+def _synthetic_pools(seed: int) -> tuple[dict[str, list[Item]], list[str]]:
+    """Generated text with lognormal lengths, for when the corpora are absent."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import load
+
+    rng = random.Random(seed)
+    pools = {
+        name: [{"text": load.comment_text(rng), "target": ""} for _ in range(2000)]
+        for name, _, _ in SOURCES
+    }
+    articles = [f"{a['title']}. {a['text'][:400]}" for a in (load.article(rng) for _ in range(200))]
+    return pools, articles
+
+
+def make_workload(
+    n: int, seed: int = 0, root: Path | None = None, long_share: float = 0.05
+) -> tuple[list[Item], str]:
+    """``n`` (target, comment) items, the same for the same seed and data; and their origin."""
+    try:
+        pools, articles = _corpus_pools(root)
+        origin = "corpora in " + str(root or "../shared/data")
+    except (FileNotFoundError, OSError) as err:
+        pools, articles = _synthetic_pools(seed)
+        origin = f"SYNTHETIC text (corpora unavailable: {err})"
+    rng = random.Random(seed)
+    parents = pools["toxic_spans"]
+    long_pool = [it for pool in pools.values() for it in pool if _words(it["text"]) >= LONG_WORDS]
+    names = [s[0] for s in SOURCES]
+    weights = [s[1] for s in SOURCES]
+    how = {s[0]: s[2] for s in SOURCES}
+    items: list[Item] = []
+    for _ in range(n):
+        if long_pool and rng.random() < long_share:
+            item = dict(rng.choice(long_pool))
+            if not item["target"]:
+                item["target"] = rng.choice(articles)
+        else:
+            name = rng.choices(names, weights)[0]
+            item = dict(rng.choice(pools[name]))
+            mode = how[name]
+            if mode == "article" or (mode == "article_or_parent" and rng.random() < 0.7):
+                item["target"] = rng.choice(articles)
+            elif mode == "article_or_parent":
+                item["target"] = rng.choice(parents)["text"]
+            elif not item["target"]:
+                item["target"] = rng.choice(articles)
+        item["context"] = ""
+        items.append(item)
+    return items, origin
+
+
+def describe_lengths(values: Sequence[int]) -> str:
+    v = sorted(values)
+
+    def q(p: float) -> int:
+        return v[min(len(v) - 1, int(p * len(v)))]
+
+    return f"p10 {q(0.1)}, p50 {q(0.5)}, p90 {q(0.9)}, p99 {q(0.99)}, max {v[-1]}"
