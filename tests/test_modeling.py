@@ -1,4 +1,4 @@
-"""Tests of classifier.model (config, network, serialization, losses) on tiny random encoders (no real weights, except `slow`)."""
+"""Tests of classifier.model (config, network, serialization) and the training loss on tiny random encoders (no real weights, except `slow`)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
 from classifier.model.config import LoraSettings, ModelConfig
 from classifier.model.constants import CONFIG_FILE, DEFAULT_ENCODER, resolve_encoder
 from classifier.model.encoding import InputEncoder, emoji_to_words
-from classifier.model.losses import compute_loss, label_tensors
 from classifier.model.network import ThreadguardModel, encode
 from classifier.model.outputs import ThreadguardOutput
 from classifier.model.serialization import DELTA_FILE, ENCODER_DIR
+from training.batches import label_tensors, training_batch
 from training.lora import apply_lora
+from training.losses import batch_loss, compute_loss
 
 PAIRS = {
     "targets": ["the government said the war is over", "", "police report the attack"],
@@ -339,9 +340,9 @@ def test_label_tensors_from_common_rows(tiny_encoder_dir: Path) -> None:
     model = ThreadguardModel.from_encoder(
         ModelConfig(encoder=str(tiny_encoder_dir), stance_labels=stance_labels, max_length=32)
     )
-    out = model(**model.collate(rows))
-    assert out.loss is not None and torch.isfinite(out.loss)
-    assert set(out.loss_parts or {}) == {"stance", "toxicity"}
+    loss, parts = batch_loss(model, training_batch(model, rows))
+    assert torch.isfinite(loss)
+    assert set(parts) == {"stance", "toxicity"}
 
 
 def test_label_tensors_mask_follows_stance_classes() -> None:

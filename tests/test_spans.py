@@ -13,14 +13,15 @@ import torch
 from classifier.model.config import ModelConfig
 from classifier.model.constants import COMMENT_DIR
 from classifier.model.loading import load_predictor
-from classifier.model.losses import compute_loss
 from classifier.model.network import ThreadguardModel
 from classifier.model.spans import char_values, decode_spans, span_chars, span_f1, token_targets
 from tests.conftest import span_config
 from tests.test_backends import needs_onnx
+from training.batches import training_batch
 from training.corpora import load_corpus
 from training.corpora.jigsaw import ToxicSpan, span_runs
 from training.data import make_example
+from training.losses import batch_loss, compute_loss
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
 LABELS = ("toxicity", "insult", "obscene", "identity_attack", "threat")
@@ -145,7 +146,7 @@ def test_heads_train_save_and_load(tiny_encoder_dir: Path, tmp_path: Path) -> No
             toxicity={"toxicity": 0.0}, constructive={"constructive": 0.8, "evidence": 0.4},
         ),
     ]  # fmt: skip
-    batch = model.collate(rows)
+    batch = training_batch(model, rows)
     targets = batch["span_targets"]
     assert targets.shape[:2] == batch["input_ids"].shape and targets.shape[2] == len(LABELS)
     assert (targets[1] == -1).all()  # C3 has no spans: every token unknown
@@ -155,11 +156,9 @@ def test_heads_train_save_and_load(tiny_encoder_dir: Path, tmp_path: Path) -> No
         [-1.0, -1.0],
         [pytest.approx(0.8), pytest.approx(0.4)],
     ]
-    output = model(**batch)
-    assert output.loss is not None and set(output.loss_parts or {}) == {
-        "stance", "toxicity", "spans", "constructive",
-    }  # fmt: skip
-    output.loss.backward()
+    loss, parts = batch_loss(model, batch)
+    assert set(parts) == {"stance", "toxicity", "spans", "constructive"}
+    loss.backward()
     assert model.span_head is not None and model.span_head.weight.grad is not None
     assert model.constructive_head is not None and model.constructive_head.weight.grad is not None
     with pytest.raises(ValueError, match="without a spans head"):

@@ -13,7 +13,6 @@ import torch
 
 from classifier.model import constants
 from classifier.model.config import ModelConfig, StanceHead
-from classifier.model.losses import label_tensors
 from classifier.model.network import ThreadguardModel
 from classifier.model.onnx_predictor import OnnxPredictor
 from classifier.model.torch_predictor import Predictor
@@ -21,8 +20,10 @@ from classifier.model.versions import version_digest
 from tests.test_backends import SAMPLE, TOLERANCE, decisive, needs_onnx
 from tests.test_trainer import FIXTURES, recipe
 from training.baselines import TransformerScorer
+from training.batches import label_tensors, training_batch
 from training.config import TrainConfig
 from training.corpora import load_corpus
+from training.losses import batch_loss
 from training.trainer import train
 
 HEADS = [
@@ -103,10 +104,10 @@ def test_each_row_trains_its_own_head(headed: ThreadguardModel) -> None:
     labels = label_tensors(rows, headed.stance_labels, headed.toxicity_labels, headed.config)
     assert labels["stance_head"].tolist() == [1, 2, 0]
     assert "stance_head" not in label_tensors(rows, headed.stance_labels, headed.toxicity_labels)
-    batch = headed.collate(rows)
+    batch = training_batch(headed, rows)
     assert batch["stance_head"].tolist() == [1, 2, 0]
     headed.zero_grad()
-    headed(**batch).loss.backward()
+    batch_loss(headed, batch)[0].backward()
     grad = headed.stance_head.weight.grad.view(3, 5, -1).abs().sum(dim=-1)  # [H, S]
     assert grad[0].sum() == 0  # no RumourEval row: the comment head learns nothing
     assert grad[1].sum() > 0 and grad[2].sum() > 0
@@ -116,16 +117,16 @@ def test_each_row_trains_its_own_head(headed: ThreadguardModel) -> None:
 def test_the_training_loop_routes_each_row_to_its_head(
     tiny_encoder_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from training import trainer as trainer_module
+    from training import losses as losses_module
 
     seen: list[list[int]] = []
-    original = trainer_module.select_heads
+    original = losses_module.select_heads
 
     def spy(output, heads):  # type: ignore[no-untyped-def]
         seen.append(heads.tolist())
         return original(output, heads)
 
-    monkeypatch.setattr(trainer_module, "select_heads", spy)
+    monkeypatch.setattr(losses_module, "select_heads", spy)
     corpora = ["rumoureval2019", "arc", "semeval2016_stance", "olid"]
     config = recipe(tiny_encoder_dir, tmp_path / "m", corpora=corpora, max_steps=6, eval_every=6)
     heads = [{"name": "comment"}, {"name": "claim", "corpora": ["arc"]},

@@ -36,11 +36,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from classifier.model.losses import compute_loss, select_heads
 from classifier.model.network import ThreadguardModel
+from training.batches import training_batch
 from training.config import TrainConfig
 from training.dev import evaluate_dev
 from training.lora import apply_lora
+from training.losses import batch_loss
 from training.mixing import batch_order, class_weights, load_corpora, mix_training_data
 from training.offsets import fit_stance_offsets
 from training.recipe import check_recipe, model_config_for
@@ -70,7 +71,7 @@ def set_seed(seed: int) -> None:
 
 
 def _rows(dataset: datasets.Dataset, indices: Sequence[int]) -> list[dict[str, Any]]:
-    """The rows of ``dataset`` at ``indices``, as dicts (what ``collate`` takes)."""
+    """The rows of ``dataset`` at ``indices``, as dicts (what ``training_batch`` takes)."""
     columns = dataset[list(indices)]
     return [
         dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
@@ -296,17 +297,10 @@ class Trainer:
         for _ in range(config.grad_accumulation):
             indices = next(self.feed)
             rows = _rows(self.train_data, indices)
-            batch = model.collate(rows).to(device)
-            labels = {k: batch.pop(k) for k in ("stance", "stance_class_mask", "toxicity")}
-            span_targets = batch.pop("span_targets", None)
-            constructive = batch.pop("constructive", None)
-            heads = batch.pop("stance_head", None)
-            output = select_heads(model(**batch), heads)
-            loss, loss_parts = compute_loss(
-                output,
-                labels["stance"],
-                labels["stance_class_mask"],
-                labels["toxicity"],
+            batch = training_batch(model, rows).to(device)
+            loss, loss_parts = batch_loss(
+                model,
+                batch,
                 stance_class_weights=self.stance_w,
                 toxicity_pos_weight=self.tox_pos,
                 stance_weight=config.stance_weight,
@@ -316,8 +310,6 @@ class Trainer:
                     if self.example_w is not None
                     else None
                 ),
-                span_targets=span_targets,
-                constructive=constructive,
                 span_weight=config.span_weight,
                 constructive_weight=config.constructive_weight,
             )

@@ -1,7 +1,7 @@
 """The model wing: everything between a model input and its probabilities.
 
 One job per module (docs/architecture.md lists them): the model's configuration
-(``config``), the torch model (``network``) and its loss (``losses``), how a model folder
+(``config``), the torch model (``network``; its training loss is ``training.losses``), how a model folder
 is written and read (``serialization``), input encoding (``encoding``) and toxic-span
 decoding (``spans``), batched prediction (``predictor``) on torch (``torch_predictor``,
 ``backends``) or ONNX Runtime (``onnx_predictor``, ``onnx_session``), and loading a

@@ -16,11 +16,10 @@ import copy
 import json
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -30,7 +29,6 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from classifier.model.config import ModelConfig, Pooling
 from classifier.model.constants import CONFIG_FILE, resolve_encoder
 from classifier.model.encoding import InputEncoder
-from classifier.model.losses import compute_loss, label_tensors, select_heads
 from classifier.model.outputs import ThreadguardOutput
 from classifier.model.serialization import (
     DELTA_FILE,
@@ -46,7 +44,6 @@ from classifier.model.serialization import (
     saved_versions,
     warn_on_version_change,
 )
-from classifier.model.spans import char_values, token_targets
 
 logger = logging.getLogger(__name__)
 
@@ -248,41 +245,6 @@ class ThreadguardModel(nn.Module):
         """Tokenise a batch with this model's tokenizer and budget (see :class:`InputEncoder`)."""
         return self.input_encoder(targets, contexts, texts)
 
-    def collate(self, rows: Sequence[Mapping[str, Any]]) -> BatchEncoding:
-        """Turn common-format rows (``training.data``) into model inputs plus labels.
-
-        Usable as a ``DataLoader`` ``collate_fn``; the result can be passed to
-        ``forward(**batch)`` directly (then the output carries the loss).
-        """
-        texts = [r["text"] for r in rows]
-        batch = self.encode(
-            [r.get("target", "") for r in rows], [r.get("context", "") for r in rows], texts
-        )
-        batch.update(label_tensors(rows, self.stance_labels, self.toxicity_labels, self.config))
-        if self.span_head is not None:
-            batch["span_targets"] = self.span_targets(rows, batch["comment_mask"])
-        return batch
-
-    def span_targets(
-        self, rows: Sequence[Mapping[str, Any]], comment_mask: torch.Tensor
-    ) -> torch.Tensor:
-        """Per-token span targets [B, L, K] for encoded ``rows``: each comment token's
-        largest annotated value over its characters, -1 (unknown) on every other token
-        and on every token of a row whose corpus does not annotate spans."""
-        labels = self.config.span_labels
-        out = torch.full((*comment_mask.shape, len(labels)), -1.0)
-        annotated = [i for i, r in enumerate(rows) if r.get("spans")]
-        if not annotated:
-            return out
-        alignment = self.input_encoder.alignment([rows[i]["text"] for i in annotated])
-        for i, (offsets, _) in zip(annotated, alignment, strict=True):
-            text = rows[i]["text"]
-            values = cast(np.ndarray, char_values(rows[i]["spans"], len(text), labels))
-            positions = torch.nonzero(comment_mask[i]).flatten()
-            targets = token_targets(values, offsets[: len(positions)])
-            out[i, positions[: len(targets)]] = torch.from_numpy(targets)
-        return out
-
     # ----------------------------------------------------------------- forward
 
     def _run_encoder(
@@ -305,12 +267,6 @@ class ThreadguardModel(nn.Module):
         comment_input_ids: torch.Tensor | None = None,
         comment_attention_mask: torch.Tensor | None = None,
         comment_token_type_ids: torch.Tensor | None = None,
-        stance: torch.Tensor | None = None,
-        stance_class_mask: torch.Tensor | None = None,
-        toxicity: torch.Tensor | None = None,
-        stance_head: torch.Tensor | None = None,
-        span_targets: torch.Tensor | None = None,
-        constructive: torch.Tensor | None = None,
     ) -> ThreadguardOutput:
         """Logits ``stance_logits`` [B, S], ``toxicity_logits`` [B, T] and
         ``stance_head_logits`` [B, H, S] (each head's, its missing classes at -1e4).
@@ -319,10 +275,7 @@ class ThreadguardModel(nn.Module):
         that head lacks a class, log-probabilities composed from the heads: P(class)
         from the first head that has it, and the first head's distribution scaled by
         1 - the sum of those borrowed probabilities.
-        When ``stance`` and ``toxicity`` labels are passed (as :meth:`collate` does),
-        ``loss`` is :func:`compute_loss` with default weights, on the head each row's
-        ``stance_head`` index names (default: the comment output), with the span and
-        constructiveness terms when their targets are passed too.
+        The loss that trains them is ``training.losses``'s: the runtime needs none.
 
         With a span head, ``span_logits`` [B, L, K] score every token of the pass (only
         the comment's tokens mean anything); with a constructiveness head,
@@ -360,16 +313,6 @@ class ThreadguardModel(nn.Module):
             out.span_logits = self.span_head(self.dropout(hidden))
         if self.constructive_head is not None:
             out.constructive_logits = self.constructive_head(self.dropout(tox_pooled))
-        if stance is not None and toxicity is not None:
-            scored = select_heads(out, stance_head)
-            out.loss, out.loss_parts = compute_loss(
-                scored,
-                stance,
-                stance_class_mask,
-                toxicity,
-                span_targets=span_targets,
-                constructive=constructive,
-            )
         return out
 
     def _comment_logits(self, by_head: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,5 @@
-"""What the torch model returns: :class:`ThreadguardOutput`, its logits and, when labels
-are passed, its loss (shared by the model and the loss so that neither imports the other).
+"""What the torch model returns: :class:`ThreadguardOutput`, its logits (shared by the model
+and the training loss, ``training.losses``, so that neither imports the other).
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from transformers.utils import ModelOutput
 
 @dataclass
 class ThreadguardOutput(ModelOutput):
-    """Model output: per-example logits, and the loss when labels were given."""
+    """Model output: per-example logits."""
 
-    loss: torch.Tensor | None = None
     stance_logits: torch.Tensor | None = None
     toxicity_logits: torch.Tensor | None = None
     stance_head_logits: torch.Tensor | None = None
     span_logits: torch.Tensor | None = None
     constructive_logits: torch.Tensor | None = None
-    loss_parts: dict[str, torch.Tensor] | None = None

@@ -1,79 +1,40 @@
-"""The training loss and the label tensors it reads, kept beside the model.
+"""The training loss: a masked multi-task loss over the model's logits, on the stance head
+each row's corpus trains.
 
-:meth:`~classifier.model.network.ThreadguardModel.collate` turns common-format rows into
-inputs plus :func:`label_tensors`, and ``forward(**batch)`` then returns the loss
-(:func:`compute_loss`, on the head :func:`select_heads` picks per row): the model's own
-contract, which evaluation and the tests use as well as the trainer. Only training
-weighs the terms differently (``training.trainer`` passes the recipe's weights).
+:func:`batch_loss` runs the model on a :func:`training.batches.training_batch` and returns
+:func:`compute_loss` of it; the trainer passes the recipe's weights, the tests the defaults.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 
-from classifier.labels import STANCE_LABELS
-from classifier.model.config import ModelConfig
+from classifier.model.network import ThreadguardModel
 from classifier.model.outputs import ThreadguardOutput
+from training.batches import LABEL_KEYS
 
 
-def label_tensors(
-    rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
-    stance_labels: Sequence[str],
-    toxicity_labels: Sequence[str],
-    config: ModelConfig | None = None,
-) -> dict[str, torch.Tensor]:
-    """Label tensors for common-format rows (see ``training.data``).
-
-    ``rows`` is a list of rows or, as a batched ``datasets.map`` passes them, a
-    mapping from column name to a list of values.
-
-    Returns ``stance`` (LongTensor [B], index into ``stance_labels``, -1 when the
-    row has no stance or one the model does not learn), ``stance_class_mask``
-    (BoolTensor [B, S], True where the row's corpus annotates the class; an
-    empty ``stance_classes`` means all classes) and ``toxicity`` (FloatTensor
-    [B, T], -1 where unknown); with a ``config`` of several stance heads, also
-    ``stance_head`` (LongTensor [B], the head that trains each row's corpus).
-    """
-    if isinstance(rows, Mapping):
-        columns = rows
-        rows = [
-            dict(zip(columns, values, strict=True))
-            for values in zip(*columns.values(), strict=True)
-        ]
-    index = {name: i for i, name in enumerate(stance_labels)}
-    stance = torch.full((len(rows),), -1, dtype=torch.long)
-    mask = torch.zeros((len(rows), len(stance_labels)), dtype=torch.bool)
-    toxicity = torch.full((len(rows), len(toxicity_labels)), -1.0)
-    for i, row in enumerate(rows):
-        classes = list(row.get("stance_classes") or [])
-        for name in classes or stance_labels:
-            if name in index:
-                mask[i, index[name]] = True
-        label = int(row.get("stance", -1))
-        if label >= 0 and STANCE_LABELS[label] in index:
-            stance[i] = index[STANCE_LABELS[label]]
-            mask[i, stance[i]] = True
-        for j, name in enumerate(toxicity_labels):
-            value = row.get(name)
-            if value is not None:
-                toxicity[i, j] = float(value)
-    out = {"stance": stance, "stance_class_mask": mask, "toxicity": toxicity}
-    if config is not None and config.constructive_labels:
-        names = config.constructive_labels
-        out["constructive"] = torch.tensor(
-            [[float(row.get(name, -1.0)) for name in names] for row in rows], dtype=torch.float32
-        ).reshape(len(rows), len(names))
-    if config is not None and len(config.heads) > 1:
-        index_of = {head.name: h for h, head in enumerate(config.heads)}
-        out["stance_head"] = torch.tensor(
-            [index_of[config.head_for(str(row.get("source", "")))] for row in rows],
-            dtype=torch.long,
-        )
-    return out
+def batch_loss(
+    model: ThreadguardModel, batch: Mapping[str, Any], **weights: Any
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss of a training batch and its detached parts: the model run on the batch's
+    inputs, each row's stance read from its head (:func:`select_heads`), then
+    :func:`compute_loss` with ``weights`` (its keyword arguments)."""
+    inputs = {k: v for k, v in batch.items() if k not in LABEL_KEYS}
+    output = select_heads(model(**inputs), batch.get("stance_head"))
+    return compute_loss(
+        output,
+        batch["stance"],
+        batch["stance_class_mask"],
+        batch["toxicity"],
+        span_targets=batch.get("span_targets"),
+        constructive=batch.get("constructive"),
+        **weights,
+    )
 
 
 def select_heads(output: ThreadguardOutput, stance_head: torch.Tensor | None) -> ThreadguardOutput:
