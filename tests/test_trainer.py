@@ -101,7 +101,7 @@ def test_a_one_task_recipe_keeps_the_other_head_untrained(
     tiny_encoder_dir: Path, tmp_path: Path, corpus: str, untrained: str, metric: str, caplog: Any
 ) -> None:
     cfg = recipe(tiny_encoder_dir, tmp_path / "m", corpora=[corpus], early_stopping_metric=metric)
-    with caplog.at_level("WARNING", logger="training.trainer"):
+    with caplog.at_level("WARNING", logger="training.recipe"):
         train(cfg)
     assert f"the {untrained} head is not trained" in caplog.text
     model = ThreadguardModel.from_pretrained(tmp_path / "m")
@@ -206,7 +206,7 @@ def _logged_steps(out: Path) -> list[int]:
 
 def test_corpus_balanced_weights_balance_classes_within_each_corpus(tiny_model: Any) -> None:
     from training.data import make_example, to_dataset
-    from training.trainer import class_weights
+    from training.mixing import class_weights
 
     rows = [
         make_example(id=f"r{i}", source="rumour", split="train", text="t", stance=s,
@@ -230,7 +230,7 @@ def test_corpus_balanced_weights_balance_classes_within_each_corpus(tiny_model: 
 def test_stance_loss_weight_scales_one_corpus_without_repeating_it(tiny_model: Any) -> None:
     from training.config import CorpusEntry
     from training.data import make_example, to_dataset
-    from training.trainer import class_weights
+    from training.mixing import class_weights
 
     classes = ("support", "deny", "query", "comment")
     rows = [

@@ -28,9 +28,7 @@ from training.mixing import (
 )
 from training.offsets import labelled_replies
 
-# the trainer's setup logs these (the labels learned, a head left untrained): under its
-# name, so that `threadguard train` prints the same lines as before this module was split off
-logger = logging.getLogger("training.trainer")
+logger = logging.getLogger(__name__)
 
 
 def check_recipe(config: TrainConfig, corpora: Sequence[CorpusData]) -> None:
