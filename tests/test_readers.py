@@ -315,3 +315,23 @@ def test_malformed_json_names_the_column(tmp_path: Path, line: str, where: str) 
     _, (error,) = split(list(read_file(path)))
     assert error.location == "line 1" and error.message.startswith("malformed JSON: ")
     assert error.message.endswith(where), error.message
+
+
+def test_a_reader_that_fails_partway_still_gives_the_error_rows_it_held(tmp_path: Path) -> None:
+    """A bad row's error waits for its thread's end; if the file then fails to read (here a
+    timestamp Python cannot hold, in Parquet's second batch), that error row still comes out
+    before the file's."""
+    n = 2_100  # over read_parquet's batch of 2,048 rows
+    rows = [
+        flat("t", str(i), f"comment {i}", extra="{not json" if i == 1 else "") for i in range(n)
+    ]
+    table = pa.Table.from_pylist(rows).append_column(
+        "seen",
+        pa.array([0] * (n - 1) + [10**12], type=pa.timestamp("s")),  # year 33658
+    )
+    path = tmp_path / "late.parquet"
+    pq.write_table(table, path)
+    _, errors = split(list(read_file(path)))
+    assert [e.location for e in errors] == ["row 2", "file"]
+    assert "'extra' is not a JSON object" in errors[0].message
+    assert "cannot parse file: OverflowError" in errors[1].message

@@ -194,6 +194,18 @@ class FlatAssembler:
             )
         )
 
+    def read_through(self, items: Iterator[ParsedItem]) -> Iterator[ParsedItem]:
+        """A reader's ``items``, then the open thread. If reading fails partway (a corrupt
+        Parquet row group, an I/O error), the error rows held so far go out before the
+        failure goes on to :func:`classifier.io.readers.read_file`, which reports it."""
+        try:
+            yield from items
+        except Exception:
+            held, self.held = self.held, []
+            yield from in_input_order(held)
+            raise
+        yield from self.flush()
+
     def flush(self) -> Iterator[ParsedItem]:
         """Finish the open thread: its rows' error rows and those held, in input order, then
         the thread."""
@@ -287,8 +299,12 @@ def read_csv(path: Path, options: ReadOptions, delimiter: str = ",") -> Iterator
     first line, and reading goes on from the next line, so one stray quote
     cannot swallow the rows after it into a comment's text.
     """
+    flat = FlatAssembler(str(path), options.columns, options.max_comment_chars)
+    yield from flat.read_through(_csv_items(path, flat, delimiter))
+
+
+def _csv_items(path: Path, flat: FlatAssembler, delimiter: str) -> Iterator[ParsedItem]:
     source = str(path)
-    flat = FlatAssembler(source, options.columns, options.max_comment_chars)
     # Let the csv module read any field size; the comment length limit is ours to report.
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     with path.open("rb") as raw:
@@ -345,19 +361,19 @@ def read_csv(path: Path, options: ReadOptions, delimiter: str = ",") -> Iterator
                 yield from flat.report(number, error)
                 continue
             yield from flat.add_or_error(row, location, number)
-    yield from flat.flush()
 
 
 def read_parquet(path: Path, options: ReadOptions, batch_size: int = 2048) -> Iterator[ParsedItem]:
     """Flat Parquet, streamed batch by batch."""
     import pyarrow.parquet as pq
 
-    source = str(path)
-    flat = FlatAssembler(source, options.columns, options.max_comment_chars)
-    number = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
-        for row in batch.to_pylist():
-            number += 1
-            location = f"row {number}"
-            yield from flat.add_or_error(row, location, number)
-    yield from flat.flush()
+    flat = FlatAssembler(str(path), options.columns, options.max_comment_chars)
+
+    def items() -> Iterator[ParsedItem]:
+        number = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+            for row in batch.to_pylist():
+                number += 1
+                yield from flat.add_or_error(row, f"row {number}", number)
+
+    yield from flat.read_through(items())

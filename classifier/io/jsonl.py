@@ -93,30 +93,35 @@ def read_jsonl_stream(
     """JSONL threads or flat rows from an open byte stream (``-`` on the command line)."""
     options = options or ReadOptions()
     flat = FlatAssembler(source, options.columns, options.max_comment_chars)
-    for lineno, raw in enumerate(stream, 1):
-        location = f"line {lineno}"
-        if not raw.strip():
-            continue
-        try:
-            obj = _parse_line(raw)
-        except RecordError as exc:
-            yield from flat.report(lineno, ErrorRecord(source, location, str(exc)))
-            continue
-        try:
-            if isinstance(obj.get("comments"), list):
-                yield from flat.flush()
-                yield from _thread_from_line(obj, source, location, options)
-            else:
-                yield from flat.add(obj, location, lineno)
-        except RecordError as exc:
-            error = ErrorRecord(source, location, str(exc), exc.record_id)
-            yield from flat.report(lineno, error)
-        except Exception as exc:  # never let one record end the file: it is this record's error
-            logger.debug("%s %s: unexpected failure", source, location, exc_info=True)
-            rid = id_of(obj.get("comment_id")) or id_of(obj.get("id"))
-            error = ErrorRecord(source, location, f"cannot read record: {type(exc).__name__}", rid)
-            yield from flat.report(lineno, error)
-    yield from flat.flush()
+
+    def items() -> Iterator[ParsedItem]:
+        for lineno, raw in enumerate(stream, 1):
+            location = f"line {lineno}"
+            if not raw.strip():
+                continue
+            try:
+                obj = _parse_line(raw)
+            except RecordError as exc:
+                yield from flat.report(lineno, ErrorRecord(source, location, str(exc)))
+                continue
+            try:
+                if isinstance(obj.get("comments"), list):
+                    yield from flat.flush()
+                    yield from _thread_from_line(obj, source, location, options)
+                else:
+                    yield from flat.add(obj, location, lineno)
+            except RecordError as exc:
+                error = ErrorRecord(source, location, str(exc), exc.record_id)
+                yield from flat.report(lineno, error)
+            except Exception as exc:  # never let one record end the file: it is this record's error
+                logger.debug("%s %s: unexpected failure", source, location, exc_info=True)
+                rid = id_of(obj.get("comment_id")) or id_of(obj.get("id"))
+                error = ErrorRecord(
+                    source, location, f"cannot read record: {type(exc).__name__}", rid
+                )
+                yield from flat.report(lineno, error)
+
+    yield from flat.read_through(items())
 
 
 def _parse_line(raw: bytes) -> dict[str, Any]:
