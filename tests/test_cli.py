@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from classifier.cli import app
@@ -89,10 +91,22 @@ def test_help_reads_as_a_shell_user_expects(command: str) -> None:
     usage = next(line for line in result.output.splitlines() if "Usage:" in line)
     assert "{" not in usage and "}" not in usage, usage
     assert "<bool>" not in result.output and "list[" not in result.output
+    # every parameter's help, whole (markdown markup must not eat a word of it, e.g. <time>)
+    flat_output = _squeezed(result.output)
+    group = typer.main.get_command(app)
+    cmd = group.commands[command] if command else group  # type: ignore[attr-defined]
+    for param in cmd.params:
+        for word in (param.help or "").split():  # the type column may wrap between lines
+            assert _squeezed(word) in flat_output, (param.name, word)
     if command == "score":
         assert usage.split() == ["Usage:", "threadguard", "score", "[OPTIONS]", "PATH..."]
-        assert "<FIELD=COLUMN>" in result.output or "FIELD=COLUMN " in result.output
+        assert re.search(r"--column\s+-c\s+FIELD=COLUMN\s", result.output), result.output
         assert "Exit code 1 when some records were errors." in result.output  # one line at 100
+
+
+def _squeezed(text: str) -> str:
+    """Text without whitespace, box lines or code quotes: what survives the help's wrapping."""
+    return re.sub(r"[\s│`]", "", text)
 
 
 def test_version_names_the_package_and_the_shipped_model() -> None:

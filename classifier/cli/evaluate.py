@@ -46,7 +46,7 @@ def evaluate(
     ],
     report: Annotated[
         Path | None,
-        typer.Option("--report", "-o", help="Report folder (default: runs/eval-<time>)."),
+        typer.Option("--report", "-o", help="Report folder (default: runs/eval-YYYYMMDD-HHMMSS)."),
     ] = None,
     data_root: Annotated[
         Path | None,
