@@ -11,8 +11,9 @@ The API (:mod:`classifier.api`, whose examples run as doctests):
 ``Threadguard(model=None, *, backend="auto", policy=None, batch_size=32)``
     loads a saved model folder (default: the shipped one, offline) and a moderation
     policy (default: configs/moderation.yaml's), once.
-``Threadguard.predict(text, target="")`` / ``predict([text, ...], target="")``
-    a :class:`Result`, or a list of them; ``target`` is what the stance is toward.
+``Threadguard.predict(texts, target="")``
+    a :class:`Result` for a string, a list of them for a list of strings; ``target`` (one
+    string, or one per text) is what the stance is toward.
 ``Threadguard.score_threads(threads)``
     for :class:`classifier.schema.Thread` objects (replies read against their parent),
     the rows ``threadguard score --moderate`` writes; error records among them (what
@@ -20,8 +21,8 @@ The API (:mod:`classifier.api`, whose examples run as doctests):
 ``Threadguard.stance_labels``, ``Threadguard.toxicity_labels``
     the label names the loaded model outputs.
 ``Result``
-    ``text``, ``stance``, ``stance_scores``, ``toxicity``, ``constructive`` (dicts keyed
-    by label name), ``spans`` (``text[start:end]``, label, score), ``decision``
+    ``text``, ``target``, ``stance``, ``stance_scores``, ``toxicity``, ``constructive``
+    (dicts keyed by label name), ``spans`` (``text[start:end]``, label, score), ``decision``
     (feature / approve / review / reject) and ``reasons``.
 
 The command line is ``threadguard`` (:mod:`classifier.cli`); the thread schema is

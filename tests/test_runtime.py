@@ -2,8 +2,8 @@
 
 OnnxPredictor must give what the torch ``onnx`` backend gives (same export, same
 engine) and what the float32 torch reference gives within the ``onnx`` tolerance
-of tests/test_backends.py; a second load must come from the export index without
-torch; the index must not be used for a model whose files changed.
+of tests/test_backends.py; a second load must come from the export cache without
+torch; a cached export must not be used for a model whose files changed.
 """
 
 from __future__ import annotations
@@ -124,13 +124,13 @@ def test_every_runtime_spells_emoji_out_when_the_model_says_so(
 
 
 @needs_onnx
-def test_second_load_reads_the_index_and_a_changed_model_is_exported_again(
+def test_second_load_reads_the_cache_and_a_changed_model_is_exported_again(
     saved: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = OnnxPredictor.from_folder(saved, backend="onnx")
     before = first.predict_arrays(SAMPLE[:5])
 
-    def no_export(*args: object) -> dict[str, str]:
+    def no_export(*args: object) -> object:
         raise AssertionError("exported again")
 
     monkeypatch.setattr(onnx_predictor, "_export_folder", no_export)
@@ -152,7 +152,7 @@ def test_second_load_reads_the_index_and_a_changed_model_is_exported_again(
 
 @needs_onnx
 def test_lean_load_imports_neither_torch_nor_transformers(saved: Path) -> None:
-    OnnxPredictor.from_folder(saved, backend="onnx-int8")  # export and index once
+    OnnxPredictor.from_folder(saved, backend="onnx-int8")  # export and cache once
     code = (
         "import sys, json; from classifier.model.loading import load_predictor; "
         f"p = load_predictor({str(saved)!r}, backend='onnx-int8'); "
@@ -203,3 +203,47 @@ def test_score_rows_name_the_backend_and_the_same_version(saved: Path, tmp_path:
         assert a["stance"]["label"] == b["stance"]["label"]
         assert a["stance"]["target"] == b["stance"]["target"]
         assert max(abs(a["toxicity"][k] - b["toxicity"][k]) for k in a["toxicity"]) <= 1e-4
+
+
+def test_a_delta_model_on_a_hub_encoder_is_keyed_from_the_local_hub_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saved delta model whose base encoder is a Hub id gets an export key (so later loads
+    skip torch) once that id is in the local Hugging Face cache; never a download."""
+    import huggingface_hub.constants
+
+    hub = tmp_path / "hub"
+    repo = hub / "models--acme--tiny-encoder"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.safetensors").write_bytes(b"weights")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "heads.safetensors").write_bytes(b"heads")
+
+    def config(encoder: str) -> dict[str, object]:
+        return {"save_mode": "delta", "model_config": {"encoder": encoder}}
+
+    key = onnx_predictor.export_key(folder, config("acme/tiny-encoder"))
+    assert key is not None
+    assert onnx_predictor.export_key(folder, config("acme/not-downloaded")) is None
+    (snapshot / "model.safetensors").write_bytes(b"other weights")  # the base encoder changed
+    assert onnx_predictor.export_key(folder, config("acme/tiny-encoder")) not in (None, key)
+
+
+@needs_onnx
+def test_a_model_without_an_export_key_is_exported_afresh_and_nothing_cached(
+    saved: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = OnnxPredictor.from_folder(saved, backend="onnx")
+    keyed = first.predict_arrays(SAMPLE[:5])
+    cache = tmp_path / "cache-for-keyless"
+    monkeypatch.setattr(onnx_predictor, "export_key", lambda path, config: None)
+    lean = OnnxPredictor.from_folder(saved, backend="onnx", cache_dir=cache)
+    assert not cache.exists()  # nothing written: no key to find it by
+    again = lean.predict_arrays(SAMPLE[:5])
+    assert np.array_equal(again[0], keyed[0]) and np.array_equal(again[1], keyed[1])
+    assert lean.model_version == first.model_version

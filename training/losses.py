@@ -39,7 +39,7 @@ def batch_loss(
 
 def select_heads(output: ThreadguardOutput, stance_head: torch.Tensor | None) -> ThreadguardOutput:
     """``output`` with each row's stance logits taken from the head ``stance_head`` [B]
-    names (as :func:`label_tensors` gives it), what the loss trains; ``None``: as is."""
+    names (as :func:`training.batches.label_tensors` gives it), what the loss trains; ``None``: as is."""
     if stance_head is None:
         return output
     by_head = cast(torch.Tensor, output.stance_head_logits)

@@ -29,7 +29,8 @@ SERVING_BACKEND: Backend = "onnx"
 #: Environment variable naming the folder where ONNX exports are cached.
 CACHE_ENV = "THREADGUARD_CACHE"
 
-#: Bump when what an export contains changes, so old index entries are not used.
+#: Bump when what an export contains changes, so that exports cached before are not used
+#: (it is part of :func:`classifier.model.onnx_predictor.export_key`).
 EXPORT_FORMAT = 5
 
 #: The file of a saved model folder that holds its config (``ThreadguardModel.save_pretrained``).

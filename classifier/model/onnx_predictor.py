@@ -58,7 +58,8 @@ def export_key(path: Path, config: Mapping[str, Any]) -> str | None:
     """The export-cache key of the model folder ``path`` (``config``: its CONFIG_FILE): the
     folder's files by content, a delta save's base encoder files by name, size and
     modification time (hashing its ~90 MB would double the start-up), the export format and
-    the torch that exports. None when the base encoder is not a local folder."""
+    the torch that exports (so upgrading torch exports once more). None when the base
+    encoder is neither a local folder nor a Hub id in the local Hugging Face cache."""
     digest = hashlib.sha256(f"threadguard export {EXPORT_FORMAT};".encode())
     digest.update(f"torch {_distribution_version('torch')};".encode())
     _hash_files(digest, path, (str(f.relative_to(path)) for f in path.rglob("*") if f.is_file()))
@@ -168,8 +169,8 @@ class OnnxPredictor(BatchPredictor):
         key, entry = cached_export(folder, config, quantize, cache)
         if entry is None:
             entry, session = _export_folder(folder, key, quantize, cache, num_threads)
-        if key is not None:
-            session = OnnxSession(_export_file(cache, key, quantize), num_threads)
+        else:  # an entry comes with its key
+            session = OnnxSession(_export_file(cache, cast(str, key), quantize), num_threads)
         model_config = config["model_config"]
         encoder = InputEncoder.from_folder(
             folder,
@@ -238,7 +239,9 @@ def _export_folder(
     logger.info("exporting %s to ONNX (once; later loads read the cache)", folder)
     model = load_model(folder)
     stem = cache / key if key is not None else None
-    runner = OnnxRunner(model, stem=stem, num_threads=num_threads, quantize=quantize)
+    # the threads OnnxSession takes by default, not the torch-side runner's default
+    threads = num_threads or os.cpu_count() or 1
+    runner = OnnxRunner(model, stem=stem, num_threads=threads, quantize=quantize)
     entry = {
         "version_digest": version_digest(model),
         "source": str(folder.resolve()),
@@ -249,4 +252,4 @@ def _export_folder(
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(entry, indent=1), encoding="utf-8")
         tmp.replace(path)
-    return entry, runner.session  # without a key, its files are gone: keep its session
+    return entry, runner.session

@@ -2,7 +2,7 @@
 
 ``<name>-<12 hex>``: the model folder's name (:func:`version_name`) and a digest of its
 config, training config, stance offsets and heads (:func:`version_digest`). The ONNX
-export index stores the digest, so an ONNX predictor names its model like the torch one
+export cache's entry stores the digest, so an ONNX predictor names its model like the torch one
 without loading torch.
 """
 
