@@ -307,6 +307,8 @@ def test_error_rows_come_out_in_input_order_across_threads(tmp_path: Path) -> No
         ('{"thread_id": "t", "comment_id": "1", "text": "x"', "at the end of the line"),
         ('{"thread_id": "t", "text": "héllo" x}', "at column 36"),  # counted in characters
         ("  not json", "at column 3"),
+        ('{"text": "broken', "Unterminated string starting at column 10"),  # not "at at"
+        ('{"text": "tab\there"}', "Invalid control character at column 14"),
     ],
 )
 def test_malformed_json_names_the_column(tmp_path: Path, line: str, where: str) -> None:

@@ -136,8 +136,9 @@ def _parse_line(raw: bytes) -> dict[str, Any]:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         # the character column in the line (json's colno restarts after a newline character)
+        # and some of json's messages end in "at" ("Unterminated string starting at")
         where = "the end of the line" if exc.pos >= len(line) else f"column {exc.pos + 1}"
-        raise RecordError(f"malformed JSON: {exc.msg} at {where}") from None
+        raise RecordError(f"malformed JSON: {exc.msg.removesuffix(' at')} at {where}") from None
     except RecursionError:
         raise RecordError("malformed JSON: nested too deeply to read") from None
     except ValueError as exc:  # e.g. an integer literal over Python's digit limit

@@ -77,7 +77,9 @@ def body_problem(body: bytes) -> tuple[str, str] | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        return f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "json_invalid"
+        # some of json's messages end in "at" ("Unterminated string starting at")
+        where = f"at line {exc.lineno} column {exc.colno}"
+        return f"malformed JSON: {exc.msg.removesuffix(' at')} {where}", "json_invalid"
     except RecursionError:
         return "malformed JSON: nested too deeply", "json_too_deep"
     except ValueError as exc:  # e.g. an integer over Python's digit limit
