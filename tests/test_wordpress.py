@@ -51,6 +51,9 @@ def _require() -> dict[str, str]:
     missing = [name for name, path in found.items() if not path or not os.access(path, os.X_OK)]
     if not (WORDPRESS / "wp-settings.php").is_file():
         missing.append(f"wordpress (no {WORDPRESS}/wp-settings.php)")
+    elif not any((WORDPRESS / "wp-content" / "themes").glob("*/style.css")):
+        # Debian ships the themes apart; without one every page renders empty
+        missing.append(f"a WordPress theme (none in {WORDPRESS}/wp-content/themes)")
     if (
         not missing
         and "mysqli"
@@ -62,7 +65,7 @@ def _require() -> dict[str, str]:
     if missing:
         pytest.skip(
             "a real WordPress needs " + ", ".join(missing) + ": apt-get install php-cli "
-            "php-mysql mariadb-server wordpress"
+            "php-mysql mariadb-server wordpress wordpress-theme-twentytwentythree"
         )
     return {k: v for k, v in found.items() if v}
 
@@ -438,6 +441,15 @@ def test_settings_page_and_comment_form_in_a_browser(site: Site, tmp_path: Path)
 
     chromium_paths()  # skips with the reason when Chromium is not installed
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def submit(button_id: str) -> None:
+        """Click a form's button and wait for the page it loads: a click can return before
+        the navigation, and the next step would then read the old page."""
+        page = browser.find_element(By.TAG_NAME, "html")
+        browser.find_element(By.ID, button_id).click()
+        WebDriverWait(browser, 30).until(ec.staleness_of(page))
 
     site.settings(url=site.hook_url, token=site.hook_token, timeout=2, reject_as="spam")
     benign = "Thanks for the clear summary; the map of the new routes helps."
@@ -448,7 +460,7 @@ def test_settings_page_and_comment_form_in_a_browser(site: Site, tmp_path: Path)
             browser.find_element(By.ID, "author").send_keys(author)
             browser.find_element(By.ID, "email").send_keys(f"{author.lower()}@example.org")
             browser.find_element(By.ID, "comment").send_keys(text)
-            browser.find_element(By.ID, "submit").click()
+            submit("submit")
 
         comment_via_form("Lena", benign)
         browser.save_screenshot(str(tmp_path / "1-benign-comment.png"))
@@ -466,7 +478,7 @@ def test_settings_page_and_comment_form_in_a_browser(site: Site, tmp_path: Path)
         browser.get(site.url + "/wp-login.php")
         browser.find_element(By.ID, "user_login").send_keys("admin")
         browser.find_element(By.ID, "user_pass").send_keys("admin-password")
-        browser.find_element(By.ID, "wp-submit").click()
+        submit("wp-submit")
         browser.get(site.url + "/wp-admin/options-general.php?page=threadguard-moderation")
         for field, value in (
             ("threadguard-url", site.hook_url + "/"),
@@ -477,7 +489,7 @@ def test_settings_page_and_comment_form_in_a_browser(site: Site, tmp_path: Path)
             element.send_keys(value)
         browser.find_element(By.CSS_SELECTOR, "input[name$='[reject_as]'][value='hook']").click()
         browser.save_screenshot(str(tmp_path / "3-settings-page.png"))
-        browser.find_element(By.ID, "submit").click()
+        submit("submit")
         assert "Settings saved" in browser.page_source
         saved = site.php_eval("echo wp_json_encode( Threadguard_Moderation::get_settings() );")
         assert saved["url"] == site.hook_url + "/" and saved["timeout"] == 1.5, saved
