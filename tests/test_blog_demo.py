@@ -14,7 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser import chromium, chromium_paths, free_port, start, stop, wait_http
+from tests.browser import (
+    chromium,
+    chromium_paths,
+    click_and_load,
+    free_port,
+    start,
+    stop,
+    wait_http,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -53,7 +61,7 @@ def post_comment(driver: Any, base: str, author: str, text: str) -> Any:
     driver.get(base + "/")
     driver.find_element(By.ID, "author").send_keys(author)
     driver.find_element(By.ID, "text").send_keys(text)
-    driver.find_element(By.ID, "submit").click()
+    click_and_load(driver, driver.find_element(By.ID, "submit"))
     return WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.ID, "notice")))
 
 
@@ -104,7 +112,7 @@ def test_moderator_approves_held_comment(browser: Any, demo: str, tmp_path: Path
     browser.get(demo + "/moderation")
     card = browser.find_element(By.ID, f"held-{comment_id}")
     shot(browser, tmp_path, "1-queue-before")
-    card.find_element(By.CSS_SELECTOR, "button.approve").click()
+    click_and_load(browser, card.find_element(By.CSS_SELECTOR, "button.approve"))
     assert browser.current_url.endswith("/moderation")
     assert not browser.find_elements(By.ID, f"held-{comment_id}")  # left the queue
     shot(browser, tmp_path, "2-queue-after")

@@ -437,19 +437,13 @@ def test_settings_page_and_comment_form_in_a_browser(site: Site, tmp_path: Path)
     """Chromium: a reader posts through the theme's comment form (a benign comment appears, a
     toxic one does not); the admin saves the plugin's settings page and sees the hook's
     decision and reasons in the comment list. Screenshots in the test's output folder."""
-    from tests.browser import chromium, chromium_paths
+    from tests.browser import chromium, chromium_paths, click_and_load
 
     chromium_paths()  # skips with the reason when Chromium is not installed
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
     def submit(button_id: str) -> None:
-        """Click a form's button and wait for the page it loads: a click can return before
-        the navigation, and the next step would then read the old page."""
-        page = browser.find_element(By.TAG_NAME, "html")
-        browser.find_element(By.ID, button_id).click()
-        WebDriverWait(browser, 30).until(ec.staleness_of(page))
+        click_and_load(browser, browser.find_element(By.ID, button_id))
 
     site.settings(url=site.hook_url, token=site.hook_token, timeout=2, reject_as="spam")
     benign = "Thanks for the clear summary; the map of the new routes helps."
