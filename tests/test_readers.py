@@ -319,10 +319,10 @@ def test_malformed_json_names_the_column(tmp_path: Path, line: str, where: str) 
     assert error.message.endswith(where), error.message
 
 
-def test_a_reader_that_fails_partway_still_gives_the_error_rows_it_held(tmp_path: Path) -> None:
+def test_a_reader_that_fails_partway_still_gives_what_it_read(tmp_path: Path) -> None:
     """A bad row's error waits for its thread's end; if the file then fails to read (here a
-    timestamp Python cannot hold, in Parquet's second batch), that error row still comes out
-    before the file's."""
+    timestamp Python cannot hold, in Parquet's second batch), the open thread still comes
+    out, with the rows read before the failure and that error row, before the file's."""
     n = 2_100  # over read_parquet's batch of 2,048 rows
     rows = [
         flat("t", str(i), f"comment {i}", extra="{not json" if i == 1 else "") for i in range(n)
@@ -333,7 +333,11 @@ def test_a_reader_that_fails_partway_still_gives_the_error_rows_it_held(tmp_path
     )
     path = tmp_path / "late.parquet"
     pq.write_table(table, path)
-    _, errors = split(list(read_file(path)))
+    items = list(read_file(path))
+    threads, errors = split(items)
     assert [e.location for e in errors] == ["row 2", "file"]
     assert "'extra' is not a JSON object" in errors[0].message
     assert "cannot parse file: OverflowError" in errors[1].message
+    (thread,) = threads  # the first batch of 2,048 rows, less the bad one
+    assert [c.id for c in thread.comments] == [str(i) for i in range(2_048) if i != 1]
+    assert items[-1] is errors[1]  # the file's error after what was read

@@ -196,13 +196,14 @@ class FlatAssembler:
 
     def read_through(self, items: Iterator[ParsedItem]) -> Iterator[ParsedItem]:
         """A reader's ``items``, then the open thread. If reading fails partway (a corrupt
-        Parquet row group, an I/O error), the error rows held so far go out before the
-        failure goes on to :func:`classifier.io.readers.read_file`, which reports it."""
+        Parquet row group, an I/O error), the open thread goes out with the rows read so far,
+        and its error rows, before the failure goes on to
+        :func:`classifier.io.readers.read_file`, which reports it: every record read yields
+        a row or an error row, as in the threads finished before it."""
         try:
             yield from items
         except Exception:
-            held, self.held = self.held, []
-            yield from in_input_order(held)
+            yield from self.flush()
             raise
         yield from self.flush()
 
