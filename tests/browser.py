@@ -87,14 +87,27 @@ def chromium() -> Iterator[Any]:
 
 def click_and_load(driver: Any, element: Any, timeout: float = 30) -> None:
     """Click a button that submits a form, and wait for the page the form loads: Chromium can
-    answer the click before it navigates, and the next step would then read the old page."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
+    answer the click before it navigates, and the next step would then read the old page.
+
+    The old page is marked with a window property that a new document does not have. (Waiting
+    for an old element to go stale is not enough: mid-navigation Chromium 156 answers a query
+    on it with an "unknown error", not a stale-element one.)"""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    page = driver.find_element(By.TAG_NAME, "html")
+    driver.execute_script("window.__threadguardOldPage = true;")
     element.click()
-    WebDriverWait(driver, timeout).until(ec.staleness_of(page))
+
+    def loaded(d: Any) -> bool:
+        return bool(
+            d.execute_script(
+                "return window.__threadguardOldPage === undefined"
+                " && document.readyState === 'complete';"
+            )
+        )
+
+    # queries sent while the page is being replaced can fail; they are asked again
+    WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(loaded)
 
 
 def free_port() -> int:
