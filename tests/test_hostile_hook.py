@@ -443,7 +443,12 @@ def test_hostile_requests_log_no_comment_text_or_author(
     with caplog.at_level("INFO"), httpx.Client(timeout=10) as client:
         for body in bodies:
             assert post(client, url, "/v1/moderate", body).status_code in (413, 422)
-            assert client.post(url + "/v1/moderate", content=body).status_code == 401
+            try:
+                assert client.post(url + "/v1/moderate", content=body).status_code == 401
+            except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+                # The guard answers 401 before reading a byte of the body and closes; a
+                # client still sending a large one (36 KB here) can meet the reset first.
+                assert len(body) > 16_000, "a small body must get its 401"
     assert caplog.records, "the requests were logged"
     assert "MARKER" not in caplog.text
 
