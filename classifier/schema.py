@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, Literal
@@ -138,6 +139,12 @@ def describe(error: ValidationError, prefix: str = "") -> str:
         message = str(item["msg"]).removeprefix("Value error, ")
         parts.append(f"field {safe_text(loc)!r}: {message}" if loc else message)
     return "; ".join(parts)
+
+
+def json_problem(error: json.JSONDecodeError) -> str:
+    """What is wrong in a :class:`json.JSONDecodeError`, without where: json ends some of its
+    messages in "at" ("Unterminated string starting at"), and each caller names the place."""
+    return error.msg.removesuffix(" at")
 
 
 class _Record(BaseModel):

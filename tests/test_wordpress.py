@@ -442,12 +442,12 @@ def test_settings_page_and_comment_form_in_a_browser(site: Site, tmp_path: Path)
     chromium_paths()  # skips with the reason when Chromium is not installed
     from selenium.webdriver.common.by import By
 
-    def submit(button_id: str) -> None:
-        click_and_load(browser, browser.find_element(By.ID, button_id))
-
     site.settings(url=site.hook_url, token=site.hook_token, timeout=2, reject_as="spam")
     benign = "Thanks for the clear summary; the map of the new routes helps."
     with chromium() as browser:
+
+        def submit(button_id: str) -> None:
+            click_and_load(browser, browser.find_element(By.ID, button_id))
 
         def comment_via_form(author: str, text: str) -> None:
             browser.get(site.url + "/?p=1")

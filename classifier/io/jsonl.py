@@ -19,7 +19,14 @@ from pydantic import ValidationError
 from classifier.io.checks import finish_thread, id_of
 from classifier.io.flat import FlatAssembler
 from classifier.io.options import ParsedItem, ReadOptions, RecordError
-from classifier.schema import Comment, CommentRecord, ErrorRecord, Thread, describe
+from classifier.schema import (
+    Comment,
+    CommentRecord,
+    ErrorRecord,
+    Thread,
+    describe,
+    json_problem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +143,8 @@ def _parse_line(raw: bytes) -> dict[str, Any]:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         # the character column in the line (json's colno restarts after a newline character)
-        # and some of json's messages end in "at" ("Unterminated string starting at")
         where = "the end of the line" if exc.pos >= len(line) else f"column {exc.pos + 1}"
-        raise RecordError(f"malformed JSON: {exc.msg.removesuffix(' at')} at {where}") from None
+        raise RecordError(f"malformed JSON: {json_problem(exc)} at {where}") from None
     except RecursionError:
         raise RecordError("malformed JSON: nested too deeply to read") from None
     except ValueError as exc:  # e.g. an integer literal over Python's digit limit

@@ -34,6 +34,7 @@ from fastapi import Request
 
 from classifier.moderation.auth import NEEDS_BODY
 from classifier.moderation.state import ServiceState
+from classifier.schema import json_problem
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +78,8 @@ def body_problem(body: bytes) -> tuple[str, str] | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        # some of json's messages end in "at" ("Unterminated string starting at")
-        where = f"at line {exc.lineno} column {exc.colno}"
-        return f"malformed JSON: {exc.msg.removesuffix(' at')} {where}", "json_invalid"
+        where = f"line {exc.lineno} column {exc.colno}"
+        return f"malformed JSON: {json_problem(exc)} at {where}", "json_invalid"
     except RecursionError:
         return "malformed JSON: nested too deeply", "json_too_deep"
     except ValueError as exc:  # e.g. an integer over Python's digit limit
