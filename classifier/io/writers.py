@@ -13,6 +13,7 @@ A thread without comments is one article-only row (empty ``comment_id`` and
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import sys
@@ -25,6 +26,9 @@ from classifier.schema import Thread
 
 OutputFormat = Literal["jsonl", "csv", "parquet"]
 OUTPUT_FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet")
+
+# Python < 3.11's csv writer refuses NUL in a field (bpo-27580).
+_CSV_REFUSES_NUL = sys.version_info < (3, 11)
 
 FLAT_COLUMNS: tuple[str, ...] = (
     "thread_id",
@@ -114,7 +118,24 @@ class CsvRowWriter:
         if self.writer is None:
             self._start(list(row))
         assert self.writer is not None
+        if _CSV_REFUSES_NUL and any(isinstance(v, str) and "\0" in v for v in row.values()):
+            self._write_with_nul(row)
+            return
         self.writer.writerow(row)
+
+    def _write_with_nul(self, row: dict[str, Any]) -> None:
+        """Python 3.10's csv writer raises on NUL ("need to escape"; 3.11 writes it as is):
+        write the row with a stand-in character no value holds, then put NUL back, so the
+        line is the one 3.11+ writes."""
+        assert self.writer is not None
+        texts = "".join(v for v in row.values() if isinstance(v, str))
+        stand_in = next(chr(c) for c in range(0xE000, 0x110000) if chr(c) not in texts)
+        swapped = {
+            k: v.replace("\0", stand_in) if isinstance(v, str) else v for k, v in row.items()
+        }
+        buffer = io.StringIO()
+        csv.DictWriter(buffer, fieldnames=self.writer.fieldnames).writerow(swapped)
+        self.fh.write(buffer.getvalue().replace(stand_in, "\0"))
 
 
 class ParquetRowWriter:

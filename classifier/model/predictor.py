@@ -14,7 +14,7 @@ This module imports neither torch nor transformers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, NotRequired, TypedDict, cast
+from typing import Any, NamedTuple, TypedDict, cast
 
 import numpy as np
 
@@ -31,15 +31,19 @@ class StancePrediction(TypedDict):
     scores: dict[str, float]
 
 
-class Prediction(TypedDict):
+class _RequiredPrediction(TypedDict):
+    stance: StancePrediction
+    toxicity: dict[str, float]
+
+
+# The optional keys sit in a total=False subclass: typing.NotRequired is 3.11+.
+class Prediction(_RequiredPrediction, total=False):
     """Prediction for one comment: stance (softmax) and toxicity (independent sigmoids);
     with a comment model that has those heads, constructiveness (sigmoids, by label) and
     the toxic spans (character offsets into the comment's text)."""
 
-    stance: StancePrediction
-    toxicity: dict[str, float]
-    constructive: NotRequired[dict[str, float]]
-    spans: NotRequired[list[Span]]
+    constructive: dict[str, float]
+    spans: list[Span]
 
 
 class BatchOutput(NamedTuple):

@@ -97,7 +97,7 @@ class MicroBatcher:
                     self._arrived.clear()
                     try:
                         await asyncio.wait_for(self._arrived.wait(), remaining)
-                    except TimeoutError:
+                    except asyncio.TimeoutError:  # TimeoutError on 3.11+, not on 3.10
                         break
                     continue
                 job = self._queue.get_nowait()

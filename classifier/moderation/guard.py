@@ -250,7 +250,7 @@ class Guard:
         except _TooLarge:
             await _reply(send, 413, message, close)
             return None
-        except TimeoutError:
+        except asyncio.TimeoutError:  # TimeoutError on 3.11+, not on 3.10
             await _reply(send, 408, f"the request body did not arrive within {timeout:g} s", close)
             return None
         return b"".join(chunks) if complete else None

@@ -278,7 +278,7 @@ class ServiceState:
         timeout = self.settings.request_timeout_s
         try:
             return await asyncio.wait_for(self.batcher.submit(items), timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # TimeoutError on 3.11+, not on 3.10
             raise HTTPException(
                 503,
                 f"the model did not answer within {timeout:g} s; retry later",
