@@ -296,12 +296,17 @@ def highlighted(text: str, spans: Iterable[Mapping[str, Any]], limit: int = 160)
 
 
 class _TablePrinter:
-    """Rows as one rich table per thread on the terminal."""
+    """Rows as one rich table per thread, as wide as the terminal (``COLUMNS``, or 80 when
+    the output is no terminal): a column each for the scores where the terminal has room
+    for them beside a comment column of ``COMMENT_WIDTH``, else the scores stacked in one
+    column; the comment column takes the rest and wraps."""
+
+    COMMENT_WIDTH = 40
 
     def __init__(self) -> None:
         from rich.console import Console
 
-        self.console = Console(width=max(Console().width, 140))
+        self.console = Console()
         self.thread: str | None = None
         self.rows: list[dict[str, Any]] = []
 
@@ -318,29 +323,49 @@ class _TablePrinter:
         self.rows.append(row)
 
     def flush(self) -> None:
-        from rich.table import Table
+        from rich.measure import Measurement
 
         if not self.rows:
             return
+        table = self._table(wide=True)
+        # each score's column as wide as its widest cell, and the comment's COMMENT_WIDTH
+        options = self.console.options.update_width(1_000_000)
+        needed = 1 + self.COMMENT_WIDTH + 3
+        for column in table.columns[:-1]:
+            widest = max(
+                Measurement.get(self.console, options, cell).maximum
+                for cell in [column.header, *column.cells]
+            )
+            needed += min(widest, column.max_width or widest) + 3
+        if needed > self.console.width:
+            table = self._table(wide=False)
+        self.console.print(table)
+        self.rows = []
+
+    def _table(self, wide: bool) -> Any:
+        from rich.table import Table
+
         moderated = "decision" in self.rows[0]
         table = Table(title=f"thread {self.thread}", show_lines=True)
-        table.add_column("id", no_wrap=True)
-        table.add_column("author", max_width=16)
-        names = ["stance", "toxicity", "top label"]
-        if "constructive" in self.rows[0]:
-            names.append("constructive")
-        for name in names:
-            table.add_column(name, no_wrap=True)
-        if moderated:
-            table.add_column("decision", no_wrap=True)
-        table.add_column("comment", min_width=40)
+        if wide:
+            table.add_column("id", no_wrap=True)
+            table.add_column("author", max_width=16)
+            names = ["stance", "toxicity", "top label"]
+            if "constructive" in self.rows[0]:
+                names.append("constructive")
+            if moderated:
+                names.append("decision")
+            for name in names:
+                table.add_column(name, no_wrap=True)
+        else:
+            table.add_column("id / author", max_width=16, overflow="fold")
+            table.add_column("scores", max_width=26, overflow="fold")
+        table.add_column("comment", min_width=self.COMMENT_WIDTH if wide else 16, overflow="fold")
         for row in self.rows:
             tox = row["toxicity"]
             top = max((k for k in tox if k != "toxicity"), key=tox.__getitem__, default=None)
             stance = row["stance"]
             cells = [
-                row["comment_id"] + (f" ↳{row['parent_id']}" if row["parent_id"] else ""),
-                row["author"] or "",
                 f"{stance['label']} {stance['scores'][stance['label']]:.2f} ({stance['target']})",
                 f"{tox['toxicity']:.2f}" if "toxicity" in tox else "",
                 f"{top} {tox[top]:.2f}" if top else "",
@@ -349,7 +374,16 @@ class _TablePrinter:
                 cells.append(f"{row['constructive']['constructive']:.2f}")
             if moderated:
                 cells.append(row["decision"])
-            cells.append(highlighted(row["text"], row.get("spans") or []))
-            table.add_row(*cells)
-        self.console.print(table)
-        self.rows = []
+            comment_id = row["comment_id"] + (f" ↳{row['parent_id']}" if row["parent_id"] else "")
+            text = highlighted(row["text"], row.get("spans") or [])
+            if wide:
+                table.add_row(comment_id, row["author"] or "", *cells, text)
+                continue
+            scores = [cells[0], f"toxicity {cells[1]}" if cells[1] else "", cells[2]]
+            if "constructive" in row:
+                scores.append(f"constructive {cells[3]}")
+            if moderated:
+                scores.append(cells[-1])
+            scores = [line for line in scores if line]
+            table.add_row(f"{comment_id}\n{row['author'] or ''}", "\n".join(scores), text)
+        return table
