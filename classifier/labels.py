@@ -55,3 +55,35 @@ def check_labels(names: list[str] | tuple[str, ...], known: tuple[str, ...], kin
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"unknown {kind} label(s) {unknown}; known: {list(known)}")
+
+
+#: Perspective API's attributes and the label that backs each: ``(kind, label)``, where
+#: ``kind`` says which of a prediction's outputs holds it (``toxicity`` or ``constructive``).
+#: Production attributes map onto the toxicity labels, which were named after them (PROFANITY
+#: is ``obscene``, Jigsaw's and ToxicSpans' name for it). The experimental ones map onto a
+#: C3 characteristic only where Perspective's definition asks the same question:
+#: PERSONAL_STORY_EXPERIMENTAL ("a personal experience or story as a source of support") is
+#: ``personal_story``; REASONING_EXPERIMENTAL ("makes specific or well-reasoned points")
+#: is ``specific_points`` (C3 raters ticked it for comments addressing specific points of the
+#: article), not ``evidence`` (which asks whether a claim is backed by a source: Perspective
+#: has no attribute for that). docs/perspective.md gives the whole table and what is not served.
+PERSPECTIVE_ATTRIBUTES: Final[dict[str, tuple[Literal["toxicity", "constructive"], str]]] = {
+    "TOXICITY": ("toxicity", "toxicity"),
+    "SEVERE_TOXICITY": ("toxicity", "severe_toxicity"),
+    "INSULT": ("toxicity", "insult"),
+    "PROFANITY": ("toxicity", "obscene"),
+    "THREAT": ("toxicity", "threat"),
+    "IDENTITY_ATTACK": ("toxicity", "identity_attack"),
+    "PERSONAL_STORY_EXPERIMENTAL": ("constructive", "personal_story"),
+    "REASONING_EXPERIMENTAL": ("constructive", "specific_points"),
+}
+
+#: Perspective's production attributes (each backed by a toxicity head).
+PERSPECTIVE_PRODUCTION: Final[tuple[str, ...]] = (
+    "TOXICITY",
+    "SEVERE_TOXICITY",
+    "INSULT",
+    "PROFANITY",
+    "THREAT",
+    "IDENTITY_ATTACK",
+)

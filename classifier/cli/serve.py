@@ -159,6 +159,14 @@ def serve(
             help="Serve /docs, /redoc and /openapi.json, open to anyone (default: only with --no-auth).",
         ),
     ] = DEFAULTS.docs,
+    feedback: Annotated[
+        Path | None,
+        typer.Option(
+            help="Append moderators' decisions (Perspective's comments:suggestscore, which "
+            "Coral sends) to this JSONL file, for `threadguard calibrate --feedback`; "
+            "without it suggestscore is refused.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve moderation decisions over HTTP (see docs/moderation.md).
@@ -205,6 +213,7 @@ def serve(
         cache_bytes=cache_bytes,
         body_timeout_s=body_timeout,
         docs=docs,
+        feedback=str(feedback) if feedback is not None else None,
     )
     log_config = _log_config(level)
     logging.config.dictConfig(log_config)

@@ -17,7 +17,11 @@ Endpoints (details in ``docs/moderation.md`` and at ``/openapi.json``):
 - ``POST /v1/wordpress``: the answer a ``pre_comment_approved`` filter returns
   (a featured comment is approved, with ``featured: true``);
 - ``GET /v1/policy``: the policy in force;
-- ``GET /healthz`` (alive), ``GET /readyz`` (model loaded and warmed up).
+- ``GET /healthz`` (alive), ``GET /readyz`` (model loaded and warmed up);
+- Perspective API's protocol (:mod:`.perspective`, docs/perspective.md):
+  ``POST /v1alpha1/comments:analyze``, ``POST /v1alpha1/comments:suggestscore`` (stored
+  with ``--feedback FILE``) and ``GET /$discovery/rest?version=v1alpha1`` (for Google's
+  clients), with the same credentials (also as ``?key=``) and Google's error shape.
 
 This module only wires the parts together; each has its own module:
 
@@ -53,6 +57,7 @@ from fastapi.security import HTTPBearer
 
 from classifier import __version__
 from classifier.moderation.answers import heads, moderation, stance
+from classifier.moderation.feedback import RECORD_FORMAT, now, record_key, text_digest
 from classifier.moderation.guard import Guard, elapsed_ms, note, request_id
 from classifier.moderation.integrations import (
     coral_answer,
@@ -60,6 +65,21 @@ from classifier.moderation.integrations import (
     wordpress_answer,
     wordpress_comment,
 )
+from classifier.moderation.perspective import (
+    AnalyzeCommentRequest,
+    AnalyzeCommentResponse,
+    GoogleErrors,
+    PerspectiveError,
+    SuggestCommentScoreRequest,
+    SuggestCommentScoreResponse,
+    analyze_answer,
+    analyze_plan,
+    check_languages,
+    coral_comment_id,
+    discovery_document,
+    suggested_labels,
+)
+from classifier.moderation.perspective import comment_input as perspective_input
 from classifier.moderation.policy import Policy, constructive_key
 from classifier.moderation.schemas import (
     ArticleIn,
@@ -150,6 +170,8 @@ def create_app(
     )
     app.state.threadguard = state
     app.add_middleware(Guard, state=state)
+    # outside the guard: its errors, too, are answered in Google's shape on /v1alpha1/
+    app.add_middleware(GoogleErrors)
     # Authentication happens in Guard; this only documents the scheme in the OpenAPI schema.
     auth = [Depends(HTTPBearer(auto_error=False))]
 
@@ -167,6 +189,10 @@ def create_app(
             errors.append({"field": field, "message": message, "type": error.get("type")})
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @app.exception_handler(PerspectiveError)
+    async def perspective_error(request: Request, exc: PerspectiveError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.code, headers=exc.headers)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -296,6 +322,92 @@ def create_app(
             request_id=request_id(request),
             latency_ms=elapsed_ms(request),
         )
+
+    # ------------------------------------------------------------ Perspective API
+
+    @app.get("/$discovery/rest", tags=["perspective"])
+    async def discovery(request: Request, version: str = "v1alpha1") -> JSONResponse:
+        """The ``commentanalyzer`` discovery document, rooted at this server (open, like
+        Google's: it describes the methods and holds no secret)."""
+        if version != "v1alpha1":
+            error = PerspectiveError(404, "NOT_FOUND", f"no API version {version!r}; v1alpha1")
+            return JSONResponse(error.body(), status_code=404)
+        return JSONResponse(discovery_document(str(request.base_url), __version__))
+
+    @app.post(
+        "/v1alpha1/comments:analyze",
+        response_model=AnalyzeCommentResponse,
+        response_model_exclude_none=True,
+        tags=["perspective"],
+        dependencies=auth,
+    )
+    async def perspective_analyze(body: AnalyzeCommentRequest, request: Request) -> dict[str, Any]:
+        """Perspective's AnalyzeComment: the requested attributes' scores and spans, from
+        the same model, batcher and limits as ``/v1/moderate``."""
+        asked = analyze_plan(body)  # 400s before the model runs
+        comment = perspective_input(body)
+        item, target = state.prepare(comment)
+        (prediction,) = await state.predict([item], request_id(request))
+        scores = analyze_answer(asked, prediction, comment.text, spans=bool(body.spanAnnotations))
+        note(request, f"{len(scores)} of {len(asked)} attributes")
+        return {
+            "attributeScores": scores,
+            "languages": check_languages(body.languages, [a.attribute for a in asked]),
+            "detectedLanguages": ["en"],
+            "clientToken": body.clientToken,
+            "threadguard": {
+                "modelVersion": state.model_version,
+                "requestId": request_id(request),
+                "stance": stance(prediction, target),
+            },
+        }
+
+    @app.post(
+        "/v1alpha1/comments:suggestscore",
+        response_model=SuggestCommentScoreResponse,
+        response_model_exclude_none=True,
+        tags=["perspective"],
+        dependencies=auth,
+    )
+    async def perspective_suggestscore(
+        body: SuggestCommentScoreRequest, request: Request
+    ) -> dict[str, Any]:
+        """Perspective's SuggestCommentScore: a moderator's decision (Coral's APPROVED or
+        DELETED, or suggested attribute scores), stored with the model's scores for the
+        comment, once, for ``threadguard calibrate --feedback``."""
+        suggested = suggested_labels(body)
+        store = state.feedback
+        if store is None:
+            raise PerspectiveError(
+                400,
+                "FAILED_PRECONDITION",
+                "this service keeps no feedback: start it with --feedback FILE",
+            )
+        comment = perspective_input(body)
+        item, _ = state.prepare(comment)
+        (prediction,) = await state.predict([item], request_id(request))
+        digest = text_digest(comment.text)
+        record = {
+            "format": RECORD_FORMAT,
+            "key": record_key(body.communityId, body.clientToken, digest, suggested),
+            "received": now(),
+            "model_version": state.model_version,
+            "community": body.communityId,
+            "client_token": body.clientToken,
+            "comment_id": coral_comment_id(body.context),
+            "text_sha256": digest,
+            "suggested": suggested,
+            "scores": {k: float(v) for k, v in prediction["toxicity"].items()},
+        }
+        if "constructive" in prediction:
+            record["constructive"] = {k: float(v) for k, v in prediction["constructive"].items()}
+        stored = await asyncio.to_thread(store.append, record)
+        note(request, "stored" if stored else "duplicate")
+        return {
+            "detectedLanguages": ["en"],
+            "requestedLanguages": body.languages,
+            "clientToken": body.clientToken,
+        }
 
     return app
 

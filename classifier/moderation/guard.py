@@ -1,8 +1,11 @@
 """The guard in front of every ``/v1/`` request: who, how much, and only then a slot.
 
-A small ASGI middleware (:class:`Guard`) that checks, in this order:
+A small ASGI middleware (:class:`Guard`) that checks, in this order (on ``/v1/`` and on
+Perspective's ``/v1alpha1/``, whose errors :class:`~.perspective.GoogleErrors` then words
+in Google's shape):
 
-1. credentials that need no body (a bearer token; none at all is 401 at once, before a
+1. credentials that need no body (a bearer token, or on Perspective's ``/v1alpha1/`` routes
+   the same token as ``?key=`` or ``X-Goog-Api-Key``; none at all is 401 at once, before a
    byte of the body is read);
 2. the body, within its size limit (413) and a read deadline (408), with requests still
    unverified (signed ones) bounded apart from the model's slots (``max_unverified``);
@@ -29,6 +32,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import Request
 
@@ -42,6 +46,18 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+#: Path prefixes the guard protects: the hook's own API and Perspective's (``?key=`` too).
+PERSPECTIVE = "/v1alpha1/"
+GUARDED = ("/v1/", PERSPECTIVE)
+
+
+def _query_key(scope: dict[str, Any]) -> str:
+    """The ``key`` query parameter (Perspective's API key), or ``""``."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    values = parse_qs(query).get("key")
+    return values[-1] if values else ""
 
 
 #: Deepest nesting of objects and lists accepted in a request body (ours nest 4 deep).
@@ -128,10 +144,16 @@ class Guard:
                 }
             await send(message)
 
-        if not path.startswith("/v1/"):
+        if not path.startswith(GUARDED):
             await self.app(scope, receive, send_with_id)
             logger.debug("%s %s %s %d", request_id, scope["method"], path, status[0])
             return
+        if path.startswith(PERSPECTIVE) and "authorization" not in headers:
+            # Perspective's clients send their key in the query (?key=) or, Google's newer
+            # ones, in X-Goog-Api-Key: the service's bearer tokens, checked the same way.
+            key = _query_key(scope) or headers.get("x-goog-api-key", "")
+            if key:
+                headers["authorization"] = f"Bearer {key}"
 
         close = [(b"connection", b"close")]  # the body may be unread: end the connection
         # 1. Credentials from the headers, before any byte of the body is read.

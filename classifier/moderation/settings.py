@@ -65,6 +65,8 @@ class ServiceSettings:
     max_unverified: int = 256
     docs: bool | None = None
     model_version: str | None = None
+    #: Where ``comments:suggestscore`` appends moderators' decisions (JSONL); None: refused.
+    feedback: str | None = None
 
     SECRETS = ("token", "hmac_secret", "coral_secret")
 

@@ -30,6 +30,7 @@ from fastapi import HTTPException
 from classifier.model.loading import load_predictor
 from classifier.moderation.auth import Credentials
 from classifier.moderation.batching import MicroBatcher
+from classifier.moderation.feedback import FeedbackStore
 from classifier.moderation.policy import Decision, Policy
 from classifier.moderation.schemas import ArticleIn
 from classifier.moderation.settings import ServiceSettings, default_threads
@@ -159,6 +160,8 @@ class ServiceState:
             max(1, settings.cache_size // 10) if settings.cache_size else 0,
             settings.cache_bytes // 4,
         )
+        # moderators' decisions (comments:suggestscore), when the site keeps them
+        self.feedback = FeedbackStore(settings.feedback) if settings.feedback else None
         # each comma-separated: old,new during a rotation
         self.credentials = Credentials.from_settings(
             settings.token, settings.hmac_secret, settings.coral_secret, no_auth=settings.no_auth
