@@ -117,8 +117,12 @@ def fit_offsets(
 @app.command("calibrate")
 def calibrate(
     model: Annotated[
-        Path, typer.Argument(help="A saved model folder with a comment model (changed in place).")
-    ],
+        Path | None,
+        typer.Argument(
+            help="A saved model folder with a comment model (changed in place); not with "
+            "--feedback."
+        ),
+    ] = None,
     dataset: Annotated[
         list[str] | None,
         typer.Option(
@@ -130,11 +134,55 @@ def calibrate(
     data_root: Annotated[
         str | None, typer.Option("--data-root", help="Corpora folder (default: ../shared/data).")
     ] = None,
+    feedback: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead: refit the site's moderation thresholds on the moderators' decisions "
+            "that `threadguard serve --feedback FILE` stored (comments:suggestscore).",
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --feedback: the policy in force, whose rules are refitted (default: "
+            "the built-in policy)."
+        ),
+    ] = None,
+    target: Annotated[
+        str,
+        typer.Option(
+            help="With --feedback: precision=P (comments held are ones the moderators deleted, "
+            "at least P of them) or budget=B (at most a fraction B held)."
+        ),
+    ] = "precision=0.8",
+    model_version: Annotated[
+        str | None,
+        typer.Option(
+            help="With --feedback: use the decisions on comments this model version scored "
+            "(default: the newest decision's)."
+        ),
+    ] = None,
+    min_decisions: Annotated[
+        int,
+        typer.Option(
+            min=1, help="With --feedback: decisions needed each way before a rule is refitted."
+        ),
+    ] = 20,
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="With --feedback: the policy file written (YAML)."),
+    ] = Path("policy-feedback.yaml"),
 ) -> None:
     """Fit each toxicity label's Platt scaling on news-comment dev splits and save it in
     the comment model (needs the `train` extra), so that 0.5 means more likely toxic
     than not; with a span head, also choose its span threshold on SemEval-2021 Task 5's
-    dev file."""
+    dev file. With --feedback, instead refit a policy's thresholds on the site's own
+    moderators' decisions (see docs/perspective.md)."""
+    if feedback is not None:
+        _calibrate_feedback(feedback, policy, target, model_version, min_decisions, output)
+        return
+    if model is None:
+        raise typer.BadParameter("give a model folder, or --feedback FILE", param_hint="MODEL")
     try:
         from training.calibrate import NEWS_DEV, fit_calibration, fit_span_threshold
     except ImportError as exc:
@@ -161,3 +209,54 @@ def calibrate(
             f"span threshold {spans['threshold']:.2f}: SemEval-2021 Task 5 F1 "
             f"{spans['dev_f1']:.3f} on {spans['n']} dev posts"
         )
+
+
+def _calibrate_feedback(
+    path: Path,
+    policy_path: Path | None,
+    target_text: str,
+    model_version: str | None,
+    min_decisions: int,
+    output: Path,
+) -> None:
+    """``calibrate --feedback``: the site's thresholds from its moderators' decisions."""
+    try:
+        import yaml
+
+        from classifier.moderation.feedback import read_feedback
+        from classifier.moderation.policy import Policy
+        from training.feedback import fit_feedback_policy
+        from training.metrics import CalibrationTarget
+    except ImportError as exc:
+        raise typer.BadParameter(
+            f"calibrating needs the train extra ({exc.name} is missing): pip install 'threadguard[train]'"
+        ) from None
+    try:
+        target = CalibrationTarget.parse(target_text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--target") from None
+    try:
+        policy = Policy.load(policy_path)
+        records = list(read_feedback(path))
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    fitted, report = fit_feedback_policy(
+        records, policy, target, model_version=model_version, min_decisions=min_decisions
+    )
+    typer.echo(
+        f"{report['decisions']} decisions on comments scored by model "
+        f"{report['model_version']} ({len(records)} records in {path})"
+    )
+    for label, found in report["labels"].items():
+        change = (
+            f"{found['kept']:.3f} -> {found['threshold']:.3f}"
+            if "reason" not in found and found.get("precision") is not None
+            else f"kept {found['kept']:.3f}: {found.get('reason', 'target not met')}"
+        )
+        typer.echo(f"{label}: n={found['n']} deleted={found['positives']} {change}")
+    header = (
+        f"# refitted by threadguard calibrate --feedback {path} --target {target_text}\n"
+        f"# on {report['decisions']} moderators' decisions (model {report['model_version']})\n"
+    )
+    output.write_text(header + yaml.safe_dump(fitted, sort_keys=False), encoding="utf-8")
+    typer.echo(f"policy written to {output} (threadguard serve --policy {output})", err=True)
