@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from classifier.io.ingest import ParseSummary, iter_inputs, write_error
 from classifier.io.options import ParsedItem, ReadOptions
+from classifier.io.outputs import check_outputs, open_text_output
 from classifier.io.writers import OutputFormat, open_row_writer
 from classifier.model.loading import load_predictor
 from classifier.model.predictor import BatchPredictor, Prediction
@@ -145,13 +146,20 @@ def sort_rows(
             yield from sorted(cast(list[dict[str, Any]], batch), key=constructive_key)
 
 
+#: The columns of a CSV or Parquet output that gets no row (a valid file all the same; the
+#: score columns depend on the model, which scored nothing).
+EMPTY_COLUMNS = ("thread_id", "comment_id", "parent_id", "author", "text")
+
+
 def row_sink(
     stack: ExitStack, output: str | Path | None, fmt: str
 ) -> Callable[[dict[str, Any]], None]:
     """Where rows go for ``fmt`` (jsonl, csv, parquet, table), closed with ``stack``."""
     if fmt == "table":
         return stack.enter_context(_TablePrinter())
-    writer = stack.enter_context(open_row_writer(output, cast(OutputFormat, fmt)))
+    writer = stack.enter_context(
+        open_row_writer(output, cast(OutputFormat, fmt), empty_columns=EMPTY_COLUMNS)
+    )
     return writer.write if fmt == "jsonl" else lambda r: writer.write(flat_row(r))
 
 
@@ -255,18 +263,17 @@ class ScoreRun:
     ) -> ScoreSummary:
         """Score every comment in ``paths`` into ``output`` (``fmt``: jsonl, csv, parquet,
         table), each thread's rows in ``sort`` order (:func:`sort_rows`)."""
+        paths = list(paths)
+        # before anything is opened: an output that is an input would be emptied
+        check_outputs(paths, [output, errors_path])
         summary = ScoreSummary()
         started = time.perf_counter()
-        items = iter_inputs(list(paths), options or ReadOptions(), summary)
+        items = iter_inputs(paths, options or ReadOptions(), summary)
         rows = sort_rows(score_items(items, self.predictor, self.info, self.policy), sort)
         bar = tqdm(unit=" comments", disable=not progress, file=sys.stderr, dynamic_ncols=True)
         with ExitStack() as stack:
             stack.callback(bar.close)
-            err_fh = (
-                stack.enter_context(Path(errors_path).open("w", encoding="utf-8"))
-                if errors_path
-                else None
-            )
+            err_fh = stack.enter_context(open_text_output(errors_path)) if errors_path else None
             sink = row_sink(stack, output, fmt)
             for row in rows:
                 if isinstance(row, ErrorRecord):

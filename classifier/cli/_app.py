@@ -148,9 +148,32 @@ MaxCharsOption = Annotated[
     int, typer.Option(help="Longest comment accepted, in characters; longer ones are errors.")
 ]
 
+DelimiterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--delimiter",
+        help="The field separator of CSV inputs, e.g. ';' or '\\t' (default: detected from "
+        "the file's first lines: comma, semicolon, tab or pipe).",
+    ),
+]
+#: The longest line (JSONL) or CSV record read, in bytes (the default of --max-line-bytes;
+#: classifier.io.options.MAX_LINE_BYTES, not imported here: the CLI starts fast).
+MAX_LINE_BYTES = 32 * 2**20
+MaxLineBytesOption = Annotated[
+    int,
+    typer.Option(
+        help="Longest JSONL line or CSV record read, in bytes; a longer one is an error row.",
+        min=1024,
+    ),
+]
+
 
 def read_options(
-    input_format: InFormat | None, column: list[str] | None, max_comment_chars: int
+    input_format: InFormat | None,
+    column: list[str] | None,
+    max_comment_chars: int,
+    delimiter: str | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> ReadOptions:
     """The reader settings these options ask for (``typer.BadParameter`` when malformed)."""
     from classifier.io.options import Columns, ReadOptions
@@ -166,9 +189,18 @@ def read_options(
             input_format=input_format.value if input_format else None,
             columns=Columns().with_overrides(overrides),
             max_comment_chars=max_comment_chars,
+            delimiter=_unescape(delimiter),
+            max_line_bytes=max_line_bytes,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def _unescape(delimiter: str | None) -> str | None:
+    """``\\t`` as typed in a shell for a tab (``$'\\t'`` gives the tab itself)."""
+    if delimiter is None:
+        return None
+    return {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)
 
 
 class BackendChoice(str, Enum):

@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from classifier.cli._app import (
+    MAX_LINE_BYTES,
     BackendChoice,
     BackendOption,
     ColumnOption,
+    DelimiterOption,
     ErrorsOption,
     InputFormatOption,
     MaxCharsOption,
+    MaxLineBytesOption,
     app,
     read_options,
 )
@@ -122,13 +125,17 @@ def score(
             "(constructive; the local engine)."
         ),
     ] = Sort.input,
+    delimiter: DelimiterOption = None,
+    max_line_bytes: MaxLineBytesOption = MAX_LINE_BYTES,
 ) -> None:
     """Label every comment with its stance toward its target, its toxicity (and the words
     that drove it) and its constructiveness.
 
     One row per comment; bad records become error rows. Exit code 1 when some
-    records were errors.
+    records were errors. Exit code 2 when an output was refused (it is an input, or inside
+    an input folder, or another run is writing it) or could not be written.
     """
+    from classifier.io.outputs import OutputError, check_outputs
     from classifier.model.constants import BackendUnavailableError
     from classifier.model.loading import exports_pending
     from classifier.scoring import ScoreRun
@@ -138,7 +145,7 @@ def score(
             raise typer.BadParameter("--sort constructive works with the local engine")
         _score_on_ray(
             paths, model, output, fmt, batch_size, device, backend.value, moderate, policy,
-            read_options(input_format, column, max_comment_chars), errors, ray_address, workers,
+            read_options(input_format, column, max_comment_chars, delimiter, max_line_bytes), errors, ray_address, workers,
             part_comments, spans,
         )  # fmt: skip
         return
@@ -146,8 +153,9 @@ def score(
         fmt = ScoreFormat.table if output is None and sys.stdout.isatty() else ScoreFormat.jsonl
     if fmt is ScoreFormat.table and output is not None:
         raise typer.BadParameter("the table format is for the terminal; pick jsonl, csv or parquet")
-    options = read_options(input_format, column, max_comment_chars)
+    options = read_options(input_format, column, max_comment_chars, delimiter, max_line_bytes)
     try:
+        check_outputs(paths, [output, errors])  # before the model loads: refused at once
         pending = exports_pending(model, backend.value) if device.value == "cpu" else []
         if pending:
             typer.echo(
@@ -171,6 +179,9 @@ def score(
             sort=sort.value,
         )  # fmt: skip
         summary.load_seconds = loaded
+    except OutputError as exc:  # refused, or could not be written: nothing was replaced
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
     except (ValueError, FileNotFoundError, BackendUnavailableError) as exc:
         raise typer.BadParameter(str(exc)) from None
     for line in summary.lines():

@@ -9,8 +9,8 @@ rest, so every format reports the same problems the same way.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, AnyStr
 
 from classifier.io.options import ParsedItem, RecordError
 from classifier.schema import Comment, ErrorRecord, Thread, text_problem
@@ -116,3 +116,55 @@ def in_input_order(errors: Iterable[tuple[int, ErrorRecord]]) -> Iterator[ErrorR
     """The error rows of (position, error row) pairs, by position (ties as given)."""
     for _, error in sorted(errors, key=lambda pair: pair[0]):
         yield error
+
+
+class LineTooLong:
+    """What :func:`bounded_lines` gives for a line over its limit: how much was read of it
+    and whether its end was found (if not, the rest of the file was given up)."""
+
+    def __init__(self, limit: int, ended: bool) -> None:
+        self.limit = limit
+        self.ended = ended
+
+    def message(self, option: str = "--max-line-bytes") -> str:
+        """The error row's text for this line."""
+        rest = (
+            "read past it"
+            if self.ended
+            else "no line end came within 4 times the limit, so the rest of the file was not read"
+        )
+        return f"the line is longer than the limit of {self.limit} ({option}); {rest}"
+
+
+def bounded_lines(readline: Callable[[int], AnyStr], limit: int) -> Iterator[AnyStr | LineTooLong]:
+    """Lines from ``readline`` (a binary or a text stream's), each at most ``limit`` long
+    (line end aside); a longer one is a :class:`LineTooLong`, read past in chunks so that
+    memory stays bounded whatever the input (a file with no line end, such as
+    ``/dev/zero``, is given up after 4 times the limit instead of read for ever)."""
+    while True:
+        line = readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or _ends_line(line):
+            yield line
+            continue
+        skipped, ended = len(line), False
+        while skipped < 5 * limit:
+            rest = readline(min(limit, 1 << 20))
+            if not rest:
+                ended = True  # the end of the file ends the line
+                break
+            skipped += len(rest)
+            if _ends_line(rest):
+                ended = True
+                break
+        yield LineTooLong(limit, ended)
+        if not ended:
+            return
+
+
+def _ends_line(chunk: str | bytes) -> bool:
+    # a binary readline ends lines at LF only; a text one (newline="") at CR, LF or CRLF
+    if isinstance(chunk, bytes):
+        return chunk.endswith(b"\n")
+    return chunk.endswith(("\n", "\r"))

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -21,7 +22,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from classifier.io.checks import finish_thread, id_of, in_input_order, undecodable
+from classifier.io.checks import (
+    LineTooLong,
+    bounded_lines,
+    finish_thread,
+    id_of,
+    in_input_order,
+    undecodable,
+)
 from classifier.io.options import Columns, ParsedItem, ReadOptions, RecordError
 from classifier.schema import (
     ID_CELL,
@@ -261,11 +269,20 @@ def _json_cell(value: Any) -> Any:
     return str(value)
 
 
+class _TooLong(Exception):
+    """A line over ``max_line_bytes`` met while reading a CSV record."""
+
+    def __init__(self, line: LineTooLong) -> None:
+        super().__init__(line.message())
+        self.line = line
+
+
 class _Lines:
     """Numbered lines of a text stream that keep the lines of the CSV record being read,
-    so reading can start again on the line after a record that proved malformed."""
+    so reading can start again on the line after a record that proved malformed. A line
+    over the limit raises :class:`_TooLong` (through the csv reader) instead of being held."""
 
-    def __init__(self, lines: Iterator[str]) -> None:
+    def __init__(self, lines: Iterator[str | LineTooLong]) -> None:
         self._lines = lines
         self._again: list[str] = []  # lines to hand out again, last first
         self.line = 0  # lines handed out so far
@@ -278,6 +295,8 @@ class _Lines:
     def __next__(self) -> str:
         line = self._again.pop() if self._again else next(self._lines)
         self.line += 1
+        if isinstance(line, LineTooLong):
+            raise _TooLong(line)
         self.record.append(line)
         return line
 
@@ -292,26 +311,68 @@ class _Lines:
         self.record = []
 
 
-def read_csv(path: Path, options: ReadOptions, delimiter: str = ",") -> Iterator[ParsedItem]:
+#: Field separators a CSV file is checked for when none is given, most common first.
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def detect_delimiter(sample: str, default: str = ",") -> str:
+    """The field separator of a CSV file from its first lines (``sample``).
+
+    The header decides: the candidate (:data:`DELIMITERS`) it holds most often outside
+    quotes; when it holds none, or two as often, :class:`csv.Sniffer` reads the sample;
+    failing that, ``default``. A one-column file keeps ``default``.
+    """
+    lines = [line for line in sample.splitlines() if line.strip()]
+    if not lines:
+        return default
+    header = re.sub(r'"[^"]*"', "", lines[0])  # a quoted header name may hold anything
+    counts = {d: header.count(d) for d in DELIMITERS}
+    ranked = sorted(DELIMITERS, key=lambda d: -counts[d])
+    if counts[ranked[0]] and counts[ranked[0]] > counts[ranked[1]]:
+        return ranked[0]
+    try:
+        return csv.Sniffer().sniff("\n".join(lines[:20]), delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:
+        return default
+
+
+def read_csv(
+    path: Path, options: ReadOptions, delimiter: str | None = None
+) -> Iterator[ParsedItem]:
     """Flat CSV/TSV, streamed record by record (quoted newlines allowed).
+
+    The delimiter is ``options.delimiter`` (``--delimiter``), else ``delimiter`` (a
+    ``.tsv`` file's tab), else detected from the first lines (:func:`detect_delimiter`):
+    a semicolon-separated export named ``.csv`` is read as one. A file whose header has
+    no comment text column (nor a comment id) gives one error row naming the columns it
+    saw, instead of rows read as comment-less articles; a file with no rows says so too.
 
     The CSV is read strictly: a quote that is never closed (or text right after
     a closing quote) makes the record that holds it one error row naming its
     first line, and reading goes on from the next line, so one stray quote
-    cannot swallow the rows after it into a comment's text.
+    cannot swallow the rows after it into a comment's text. A line or a field over
+    ``options.max_line_bytes`` is an error row too, and memory stays bounded.
     """
+    chosen = options.delimiter or delimiter
+    if chosen is None:
+        with path.open("rb") as fh:
+            sample = fh.read(64 * 1024).decode("utf-8-sig", errors="replace")
+        chosen = detect_delimiter(sample)
+        logger.debug("%s: read with the delimiter %r", path, chosen)
     flat = FlatAssembler(str(path), options.columns, options.max_comment_chars)
-    yield from flat.read_through(_csv_items(path, flat, delimiter))
+    yield from flat.read_through(_csv_items(path, flat, chosen, options.max_line_bytes))
 
 
-def _csv_items(path: Path, flat: FlatAssembler, delimiter: str) -> Iterator[ParsedItem]:
+def _csv_items(
+    path: Path, flat: FlatAssembler, delimiter: str, max_line: int
+) -> Iterator[ParsedItem]:
     source = str(path)
-    # Let the csv module read any field size; the comment length limit is ours to report.
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    # One field may be as long as one record may; the comment length limit is ours to report.
+    csv.field_size_limit(min(sys.maxsize, max_line, 2**31 - 1))
     with path.open("rb") as raw:
         # newline="" so only \r and \n end lines (not U+0085 or U+2028 inside a field)
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        lines = _Lines(iter(text))
+        lines = _Lines(bounded_lines(text.readline, max_line))
         reader = csv.reader(lines, delimiter=delimiter, strict=True)
         header: list[str] | None = None
         number = 0
@@ -321,18 +382,25 @@ def _csv_items(path: Path, flat: FlatAssembler, delimiter: str) -> Iterator[Pars
                 cells = next(reader)
             except StopIteration:
                 break
-            except csv.Error as exc:
+            except (csv.Error, _TooLong) as exc:
                 start = lines.record_start
                 if header is not None:
                     number += 1
-                error = ErrorRecord(
-                    source,
-                    f"row {number} (line {start})" if header is not None else f"line {start}",
-                    f"malformed CSV: {exc} (an unterminated quote?) in the record starting "
-                    f"on line {start}; reading went on from line {start + 1}",
-                )
-                yield from flat.report(number, error)
-                lines.drop_record_first_line()
+                where = f"row {number} (line {start})" if header is not None else f"line {start}"
+                if isinstance(exc, _TooLong):
+                    message = f"line {lines.line}: {exc.line.message()}"
+                else:
+                    message = (
+                        f"malformed CSV: {exc} (an unterminated quote?) in the record starting "
+                        f"on line {start}; reading went on from line {start + 1}"
+                    )
+                yield from flat.report(number, ErrorRecord(source, where, message))
+                if isinstance(exc, _TooLong):
+                    if not exc.line.ended:
+                        return
+                    lines.record = []
+                else:
+                    lines.drop_record_first_line()
                 reader = csv.reader(lines, delimiter=delimiter, strict=True)
                 continue
             if not cells:  # a blank line
@@ -341,6 +409,9 @@ def _csv_items(path: Path, flat: FlatAssembler, delimiter: str) -> Iterator[Pars
                 header = cells
                 continue
             number += 1
+            if number == 1 and (problem := _no_comments(header, flat.columns, delimiter)):
+                yield ErrorRecord(source, "header (line 1)", problem)
+                return
             location = f"row {number} (line {lines.record_start})"
             if len(cells) > len(header):
                 error = ErrorRecord(
@@ -362,6 +433,23 @@ def _csv_items(path: Path, flat: FlatAssembler, delimiter: str) -> Iterator[Pars
                 yield from flat.report(number, error)
                 continue
             yield from flat.add_or_error(row, location, number)
+        if number == 0:
+            seen = f"only a header, with the columns {header}" if header else "no line at all"
+            yield ErrorRecord(source, "file", f"no comments: the file has {seen}")
+
+
+def _no_comments(header: list[str], columns: Columns, delimiter: str) -> str | None:
+    """Why no row under ``header`` can be a comment (no text column, no comment id), if so:
+    the error row names the columns seen and the delimiter they were split on."""
+    found = columns.resolve(header)
+    if "text" in found or "comment_id" in found:
+        return None
+    shown = header if len(header) <= 20 else [*header[:20], "..."]
+    return (
+        f"no comments: no column holds the comment text; the columns are {shown} (split on "
+        f"{delimiter!r}); name the text column with --column text=NAME, or the separator "
+        "with --delimiter"
+    )
 
 
 def read_parquet(path: Path, options: ReadOptions, batch_size: int = 2048) -> Iterator[ParsedItem]:

@@ -12,6 +12,7 @@ from typing import IO
 
 from classifier.io.jsonl import read_jsonl_stream
 from classifier.io.options import ParsedItem, ReadOptions, expand_paths
+from classifier.io.outputs import check_outputs, open_text_output
 from classifier.io.readers import read_file
 from classifier.io.writers import OutputFormat, jsonl_line, open_writer
 from classifier.schema import ErrorRecord, Thread
@@ -62,9 +63,15 @@ def iter_inputs(
 ) -> Iterator[ParsedItem]:
     """Threads and errors from ``paths`` (``-`` is JSONL on standard input), counted in ``summary``."""
     plain = [p for p in paths if p != "-"]
-    files, skipped = expand_paths(plain)
+    unreadable: list[tuple[Path, str]] = []
+    files, skipped = expand_paths(plain, unreadable)
     summary.skipped_files = [str(p) for p in skipped]
-    streams: list[Iterator[ParsedItem]] = [read_file(p, options) for p in files]
+    # a folder that cannot be listed is an error row, like a file that cannot be read
+    streams: list[Iterator[ParsedItem]] = [
+        iter([ErrorRecord(str(folder), "folder", f"cannot read folder: {why}")])
+        for folder, why in unreadable
+    ]
+    streams += [read_file(p, options) for p in files]
     summary.files = len(files)
     if "-" in paths:
         summary.files += 1
@@ -94,17 +101,18 @@ def parse_threads(
 
     Bad records go to ``errors_path`` as JSONL error rows (or to stderr), and
     reading goes on; the returned summary counts threads, comments and errors.
+    Outputs that are inputs (or inside an input folder) are refused before anything
+    is opened, and both files are written aside and renamed into place at the end
+    (:mod:`classifier.io.outputs`: :class:`~classifier.io.outputs.OutputError`).
     """
+    paths = list(paths)
+    check_outputs(paths, [output, errors_path])
     options = options or ReadOptions()
     summary = ParseSummary()
     with ExitStack() as stack:
-        err_fh = (
-            stack.enter_context(Path(errors_path).open("w", encoding="utf-8"))
-            if errors_path
-            else None
-        )
+        err_fh = stack.enter_context(open_text_output(errors_path)) if errors_path else None
         writer = stack.enter_context(open_writer(output, fmt))
-        for item in iter_inputs(list(paths), options, summary):
+        for item in iter_inputs(paths, options, summary):
             if isinstance(item, Thread):
                 writer.write(item)
             else:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from classifier.io.checks import finish_thread, id_of
+from classifier.io.checks import LineTooLong, bounded_lines, finish_thread, id_of
 from classifier.io.flat import FlatAssembler
 from classifier.io.options import ParsedItem, ReadOptions, RecordError
 from classifier.schema import (
@@ -100,10 +100,18 @@ def read_jsonl_stream(
     """JSONL threads or flat rows from an open byte stream (``-`` on the command line)."""
     options = options or ReadOptions()
     flat = FlatAssembler(source, options.columns, options.max_comment_chars)
+    readline = getattr(stream, "readline", None)
+    # a file's lines are read at most max_line_bytes at a time: one line cannot take the memory
+    lines: Iterable[bytes | LineTooLong] = (
+        bounded_lines(readline, options.max_line_bytes) if readline is not None else stream
+    )
 
     def items() -> Iterator[ParsedItem]:
-        for lineno, raw in enumerate(stream, 1):
+        for lineno, raw in enumerate(lines, 1):
             location = f"line {lineno}"
+            if isinstance(raw, LineTooLong):
+                yield from flat.report(lineno, ErrorRecord(source, location, raw.message()))
+                continue
             if not raw.strip():
                 continue
             try:

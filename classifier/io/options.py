@@ -10,12 +10,16 @@ record, not the file, is bad.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
 from classifier.schema import ErrorRecord, Thread
+
+logger = logging.getLogger(__name__)
 
 InputFormat = Literal["page", "html", "jsonl", "csv", "tsv", "parquet"]
 INPUT_FORMATS: tuple[str, ...] = ("page", "html", "jsonl", "csv", "tsv", "parquet")
@@ -34,6 +38,9 @@ EXTENSIONS: dict[str, InputFormat] = {
 }
 #: Default longest comment accepted, in characters; longer ones are an error, not a truncation.
 MAX_COMMENT_CHARS = 50_000
+#: Default longest JSONL line or CSV record read, in bytes: a longer one is an error row, read
+#: past in bounded memory (a file with no line end at all, such as /dev/zero, is not held).
+MAX_LINE_BYTES = 32 * 2**20
 ParsedItem = Thread | ErrorRecord
 
 
@@ -96,11 +103,18 @@ class Columns:
 
 @dataclass
 class ReadOptions:
-    """How to read: format override, column names, limits."""
+    """How to read: format override, column names, CSV delimiter, limits.
+
+    ``delimiter`` is the CSV field separator; ``None`` detects it from the file's first
+    lines (a semicolon- or tab-separated export named ``.csv`` is common).
+    ``max_line_bytes`` bounds one JSONL line or CSV record (:data:`MAX_LINE_BYTES`).
+    """
 
     input_format: InputFormat | None = None
     columns: Columns = field(default_factory=Columns)
     max_comment_chars: int = MAX_COMMENT_CHARS
+    delimiter: str | None = None
+    max_line_bytes: int = MAX_LINE_BYTES
 
     def __post_init__(self) -> None:
         if self.input_format is not None and self.input_format not in INPUT_FORMATS:
@@ -109,6 +123,13 @@ class ReadOptions:
             )
         if self.max_comment_chars <= 0:
             raise ValueError(f"max_comment_chars must be positive, got {self.max_comment_chars}")
+        if self.delimiter is not None and (len(self.delimiter) != 1 or self.delimiter in '"\r\n'):
+            raise ValueError(
+                f"the delimiter must be one character other than a quote or a line end, "
+                f"got {self.delimiter!r}"
+            )
+        if self.max_line_bytes < 1024:
+            raise ValueError(f"max_line_bytes must be at least 1024, got {self.max_line_bytes}")
 
 
 class RecordError(ValueError):
@@ -144,22 +165,57 @@ def detect_format(path: Path) -> InputFormat:
 SUPPORTED_SUFFIXES = frozenset(EXTENSIONS)
 
 
-def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+def expand_paths(
+    paths: Iterable[str | Path], unreadable: list[tuple[Path, str]] | None = None
+) -> tuple[list[Path], list[Path]]:
     """Files to read (folders expanded, sorted) and the files in folders that were skipped.
 
     A file named directly is always read (its format is sniffed if its
     extension is unknown); inside a folder only files with a supported
     extension are read, so a README beside the data is not taken for a page.
+    A folder that cannot be listed (no permission) is added to ``unreadable`` with
+    the reason, for the caller to report as an error row; without that list it is
+    logged. A path that cannot even be examined is returned as a file, whose
+    reader then reports why it cannot be read.
     """
     files: list[Path] = []
     skipped: list[Path] = []
+    problems: list[tuple[Path, str]] = [] if unreadable is None else unreadable
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                if child.name.startswith("."):
-                    continue
-                (files if child.suffix.lower() in SUPPORTED_SUFFIXES else skipped).append(child)
-        else:
+        if not _is_dir(path):
             files.append(path)
+            continue
+        found: list[Path] = []
+
+        def failed(exc: OSError, top: Path = path) -> None:
+            where = Path(exc.filename) if exc.filename else top
+            problems.append((where, exc.strerror or str(exc)))
+
+        for folder, dirs, names in os.walk(path, onerror=failed):
+            dirs.sort()
+            found.extend(Path(folder, n) for n in names if not n.startswith("."))
+        for child in sorted(found):
+            if not _is_file(child):
+                continue
+            (files if child.suffix.lower() in SUPPORTED_SUFFIXES else skipped).append(child)
+    if unreadable is None:
+        for where, why in problems:
+            logger.warning("cannot read folder %s: %s", where, why)
     return files, skipped
+
+
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False where it cannot be examined (e.g. in a folder that
+    cannot be entered, where ``is_dir`` raises instead)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return True  # its reader says why it cannot be read

@@ -80,7 +80,7 @@ def read_file(path: str | Path, options: ReadOptions | None = None) -> Iterator[
         elif fmt == "jsonl":
             yield from read_jsonl(path, options)
         elif fmt in ("csv", "tsv"):
-            yield from read_csv(path, options, delimiter="\t" if fmt == "tsv" else ",")
+            yield from read_csv(path, options, delimiter="\t" if fmt == "tsv" else None)
         else:
             yield from read_parquet(path, options)
     except OSError as exc:

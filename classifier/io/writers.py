@@ -18,10 +18,11 @@ import json
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol
+from typing import IO, Any, Literal, Protocol, cast
 
+from classifier.io.outputs import OutputError, is_stdout, open_text_output, output_file
 from classifier.schema import Thread
 
 OutputFormat = Literal["jsonl", "csv", "parquet"]
@@ -143,14 +144,23 @@ class ParquetRowWriter:
     otherwise the first row group fixes the schema."""
 
     def __init__(
-        self, path: Path, columns: Sequence[str] | None = None, row_group_size: int = 10_000
+        self,
+        path: Path,
+        columns: Sequence[str] | None = None,
+        row_group_size: int = 10_000,
+        *,
+        empty_columns: Sequence[str] = (),
+        name: str | Path | None = None,
     ) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         self.pa, self.pq = pa, pq
         self.path = path
+        self.name = str(name or path)
         self.schema = pa.schema([(c, pa.string()) for c in columns]) if columns else None
+        # the schema of a file that gets no row at all (still a valid, empty Parquet file)
+        self.empty_schema = pa.schema([(c, pa.string()) for c in empty_columns])
         self.writer: Any = None
         self.rows: list[dict[str, Any]] = []
         self.row_group_size = row_group_size
@@ -164,37 +174,59 @@ class ParquetRowWriter:
         if not self.rows and (self.writer is not None or self.schema is None):
             return
         table = self.pa.Table.from_pylist(self.rows, schema=self.schema)
-        if self.writer is None:
-            self.schema = table.schema
-            self.writer = self.pq.ParquetWriter(str(self.path), self.schema)
-        self.writer.write_table(table)
+        try:
+            if self.writer is None:
+                self.schema = table.schema
+                self.writer = self.pq.ParquetWriter(str(self.path), self.schema)
+            self.writer.write_table(table)
+        except OSError as exc:  # pyarrow's I/O errors are OSErrors: disk full, permission
+            raise OutputError(f"cannot write {self.name}: {exc.strerror or exc}") from None
         self.rows = []
 
     def close(self) -> None:
+        """Write what is buffered and the footer; with no row at all, a valid empty file
+        (a reader of the output should find a table with no rows, not no file)."""
+        if self.writer is None and not self.rows and self.schema is None:
+            self.schema = self.empty_schema
         self.flush()
         if self.writer is not None:
-            self.writer.close()
+            try:
+                self.writer.close()
+            except OSError as exc:
+                raise OutputError(f"cannot write {self.name}: {exc.strerror or exc}") from None
 
 
 @contextmanager
 def open_row_writer(
-    output: str | Path | None, fmt: OutputFormat, columns: Sequence[str] | None = None
+    output: str | Path | None,
+    fmt: OutputFormat,
+    columns: Sequence[str] | None = None,
+    empty_columns: Sequence[str] = (),
 ) -> Iterator[RowWriter]:
     """A writer of rows for ``output`` (``None`` or ``-``: standard output).
 
     JSONL takes nested rows; CSV and Parquet take flat ones, under ``columns``
-    when given.
+    when given (else the first row's keys; ``empty_columns`` when no row comes, so
+    that an empty run still writes a valid file). A file is written aside and renamed
+    into place when the writer closes without error, and locked meanwhile
+    (:func:`classifier.io.outputs.output_file`); a failed write is an
+    :class:`~classifier.io.outputs.OutputError` naming ``output``.
     """
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose from {OUTPUT_FORMATS}")
-    to_stdout = output is None or str(output) == "-"
+    to_stdout = is_stdout(output)
     if fmt == "parquet":
         if to_stdout:
             raise ValueError("Parquet output needs a file: give --output FILE")
-        pw = ParquetRowWriter(Path(str(output)), columns)
-        try:
-            yield pw
-        finally:
+        with output_file(str(output)) as part:
+            pw = ParquetRowWriter(part, columns, empty_columns=empty_columns, name=str(output))
+            try:
+                yield pw
+            except BaseException:
+                with suppress(Exception):  # the part file is removed; its footer does not matter
+                    if pw.writer is not None:
+                        pw.writer.close()
+                raise
             pw.close()
         return
     with ExitStack() as stack:
@@ -203,8 +235,14 @@ def open_row_writer(
             stack.callback(fh.flush)
         else:
             newline = "" if fmt == "csv" else None
-            fh = stack.enter_context(Path(str(output)).open("w", encoding="utf-8", newline=newline))
-        yield JsonlRowWriter(fh) if fmt == "jsonl" else CsvRowWriter(fh, columns)
+            fh = cast(IO[str], stack.enter_context(open_text_output(str(output), newline)))
+        if fmt == "jsonl":
+            yield JsonlRowWriter(fh)
+            return
+        writer = CsvRowWriter(fh, columns)
+        yield writer
+        if writer.writer is None and empty_columns:
+            writer._start(empty_columns)  # an empty run: the header alone
 
 
 class ThreadWriter:
