@@ -25,6 +25,7 @@ record from a route.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -206,17 +207,10 @@ class Guard:
             return
         st.in_flight += 1
         try:
-            sent = False
-
-            async def replay() -> dict[str, Any]:
-                nonlocal sent
-                if not sent:
-                    sent = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
-            await self.app(scope, replay, send_with_id)
-            self._log(request_id, scope, status[0], started, scope["state"].get("decision"))
+            gone = await run_until_disconnect(self.app, scope, body, receive, send_with_id)
+            # 499: the client closed the connection first (its model work was dropped)
+            outcome = "client went away" if gone else scope["state"].get("decision")
+            self._log(request_id, scope, 499 if gone else status[0], started, outcome)
         finally:
             st.in_flight -= 1
 
@@ -357,3 +351,51 @@ def elapsed_ms(request: Request) -> float:
 def note(request: Request, outcome: str) -> None:
     """Record the request's outcome (a decision, a count) for the guard's log line."""
     request.scope.setdefault("state", {})["decision"] = outcome
+
+
+async def run_until_disconnect(
+    app: Any, scope: dict[str, Any], body: bytes, receive: Receive, send: Send
+) -> bool:
+    """Run ``app`` on the body already read; True if the client went away first.
+
+    The app gets ``body`` as its one request message. Meanwhile the connection is
+    watched: a client that disconnects before its answer is complete has the app
+    cancelled, so that its request stops waiting for the model and the batcher drops
+    the work not yet done (:mod:`.batching`) instead of computing answers no one reads.
+    """
+    gone = asyncio.Event()
+    responded = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal body
+        if body is not None:
+            message = {"type": "http.request", "body": body, "more_body": False}
+            body = None  # type: ignore[assignment]
+            return message
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def tracked(message: dict[str, Any]) -> None:
+        nonlocal responded
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            responded = True
+        await send(message)
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+    task = asyncio.ensure_future(app(scope, replay, tracked))
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done() or responded:
+            await task
+            return False
+        task.cancel()  # the client left mid-request: stop waiting for the model
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return True
+    finally:
+        watcher.cancel()

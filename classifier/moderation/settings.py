@@ -55,6 +55,13 @@ class ServiceSettings:
     max_batch_body_bytes: int = 1_048_576
     max_comment_chars: int = 20_000
     max_batch: int = 64
+    #: Work one request may ask of the model, in tokens: each comment counts its 256-token
+    #: windows (a long comment is read in several) and its stance pass (see
+    #: :func:`classifier.moderation.state.item_cost`); more is a 413 before any work.
+    max_request_tokens: int = 65_536
+    #: A long request is run in slices of about this many tokens, taken in turn with the
+    #: other requests' (fair scheduling in :mod:`classifier.moderation.batching`).
+    slice_tokens: int = 2_048
     request_timeout_s: float = 10.0
     threads: int | None = None
     batch_tokens: int | None = 512
@@ -89,6 +96,8 @@ class ServiceSettings:
             "max_comment_chars",
             "max_batch",
             "max_unverified",
+            "max_request_tokens",
+            "slice_tokens",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

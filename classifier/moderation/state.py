@@ -41,6 +41,29 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: Tokens in one window of the model's input; a comment is read in windows of this size.
+WINDOW_TOKENS = 256
+#: Tokens a window moves on by (its overlap with the one before read again).
+WINDOW_STEP = 240
+#: Characters counted a token when estimating a comment's windows without tokenising it
+#: (English runs about 4.5 characters a token; 3 keeps dense text from being undercounted).
+CHARS_PER_TOKEN = 3
+
+
+def item_cost(item: CommentItem) -> int:
+    """The model work ``item`` asks for, in tokens: one window for the stance pass, and
+    each window its text is read in for toxicity, estimated from its length (counting
+    needs no tokenizer, so the event loop never tokenises a megabyte to refuse it)."""
+    tokens = -(-len(str(item_field_text(item))) // CHARS_PER_TOKEN)
+    windows = max(1, -(-max(0, tokens - WINDOW_TOKENS) // WINDOW_STEP) + 1)
+    return (1 + windows) * WINDOW_TOKENS
+
+
+def item_field_text(item: Any) -> str:
+    """The comment text of a model input (a mapping or an object with ``text``)."""
+    return str(item.get("text", "") if isinstance(item, dict) else getattr(item, "text", ""))
+
+
 WARMUP_ITEMS: list[CommentItem] = [
     comment_item(
         "Thanks for the report, but where is the evidence for the figures?",
@@ -207,7 +230,10 @@ class ServiceState:
             max_wait_ms=self.settings.batch_wait_ms,
             enabled=self.settings.batching,
             expected=lambda: self.in_flight,
+            slice_cost=self.settings.slice_tokens,
         )
+        if self.batcher.install_gate(self.predictor):
+            logger.info("small requests run between the forward passes of long ones")
         await self.batcher.start()
 
     async def warm_up(self) -> None:
@@ -274,13 +300,30 @@ class ServiceState:
         self.comments.put(comment_id, trim_words(text))
         return item, stance_target(item)
 
+    def check_budget(self, costs: list[int]) -> None:
+        """413 when the items' work (:func:`item_cost`) is over ``max_request_tokens``."""
+        limit = self.settings.max_request_tokens
+        total = sum(costs)
+        if total > limit:
+            raise HTTPException(
+                413,
+                f"the request asks for about {total} tokens of model work ({total // WINDOW_TOKENS} "
+                f"windows of {WINDOW_TOKENS}: a long comment counts each window it is read in); "
+                f"the limit is {limit} a request: send fewer or shorter comments",
+            )
+
     async def predict(self, items: list[CommentItem], request_id: str) -> list[Prediction]:
-        """Predictions for ``items`` through the batcher: 503 if the model does not answer
-        within ``request_timeout_s``, 500 (logged with ``request_id``) if it fails."""
+        """Predictions for ``items`` through the batcher: 413 if they ask for more work than
+        ``max_request_tokens``, 503 if the model does not answer within
+        ``request_timeout_s`` (the work not yet done is then dropped, as it is when the
+        request is cancelled because its client went away), 500 (logged with
+        ``request_id``) if it fails."""
         assert self.batcher is not None
+        costs = [item_cost(item) for item in items]
+        self.check_budget(costs)
         timeout = self.settings.request_timeout_s
         try:
-            return await asyncio.wait_for(self.batcher.submit(items), timeout)
+            return await asyncio.wait_for(self.batcher.submit(items, costs), timeout)
         except asyncio.TimeoutError:  # TimeoutError on 3.11+, not on 3.10
             raise HTTPException(
                 503,
