@@ -241,7 +241,7 @@ def test_a_model_without_an_export_key_is_exported_afresh_and_nothing_cached(
     first = OnnxPredictor.from_folder(saved, backend="onnx")
     keyed = first.predict_arrays(SAMPLE[:5])
     cache = tmp_path / "cache-for-keyless"
-    monkeypatch.setattr(onnx_predictor, "export_key", lambda path, config: None)
+    monkeypatch.setattr(onnx_predictor, "export_key", lambda path, config, cache=None: None)
     lean = OnnxPredictor.from_folder(saved, backend="onnx", cache_dir=cache)
     assert not cache.exists()  # nothing written: no key to find it by
     again = lean.predict_arrays(SAMPLE[:5])

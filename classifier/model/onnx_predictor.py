@@ -2,8 +2,13 @@
 
 The cache (``$THREADGUARD_CACHE/onnx`` or ``~/.cache/threadguard/onnx``) holds each saved
 model folder's export under one key, a hash of the folder's files and its base encoder's
-file stats (:func:`export_key`): ``KEY.json`` (what the export is of, and the model's
-version digest), ``KEY.onnx``, ``KEY.fused.onnx`` and ``KEY.fused.int8.onnx``. The
+files by content (:func:`export_key`; the base's hashes are remembered in ``hashes.json``
+by path, size and modification time, so a load does not read its ~90 MB again):
+``KEY.json`` (what the export is of, and the model's version digest; touched on every
+load), ``KEY.onnx``, ``KEY.fused.onnx`` and ``KEY.fused.int8.onnx``, about 180 MB a key
+and 90 MB more with int8. An export prunes the cache (:func:`prune_cache`): the
+:data:`KEEP_EXPORTS` keys used last stay, and of those only the ones used within
+:data:`KEEP_DAYS` days. The
 predictor encodes with :class:`~classifier.model.encoding.InputEncoder` over the Rust
 tokenizer and runs ONNX Runtime. That is what brings a cold start down to a third of a
 second and the peak memory to about 300 MB (docs/speed.md). The first load of a model
@@ -16,11 +21,14 @@ This module imports neither torch nor transformers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
 import logging
 import os
+import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -54,12 +62,23 @@ def _hash_files(digest: Any, folder: Path, names: Iterable[str]) -> None:
                 digest.update(block)
 
 
-def export_key(path: Path, config: Mapping[str, Any]) -> str | None:
+#: an export keeps the newest keys of the cache (by last use), at most this many...
+KEEP_EXPORTS = 6
+#: ...and of those, the ones used within this many days
+KEEP_DAYS = 30
+_KEY = re.compile(r"[0-9a-f]{24}")
+_HASHES = "hashes.json"
+
+
+def export_key(path: Path, config: Mapping[str, Any], cache: Path | None = None) -> str | None:
     """The export-cache key of the model folder ``path`` (``config``: its CONFIG_FILE): the
-    folder's files by content, a delta save's base encoder files by name, size and
-    modification time (hashing its ~90 MB would double the start-up), the export format and
-    the torch that exports (so upgrading torch exports once more). None when the base
-    encoder is neither a local folder nor a Hub id in the local Hugging Face cache."""
+    folder's files by content, a delta save's base encoder files by name, size and content
+    (not by path or modification time: a fresh venv's copy of the same encoder has the same
+    key), the export format and the torch that exports (so upgrading torch exports once
+    more). The base's content hashes are remembered in ``cache`` (when given) by path, size
+    and modification time: hashing its ~90 MB on every load would double the start-up.
+    None when the base encoder is neither a local folder nor a Hub id in the local Hugging
+    Face cache."""
     digest = hashlib.sha256(f"threadguard export {EXPORT_FORMAT};".encode())
     digest.update(f"torch {_distribution_version('torch')};".encode())
     _hash_files(digest, path, (str(f.relative_to(path)) for f in path.rglob("*") if f.is_file()))
@@ -67,10 +86,78 @@ def export_key(path: Path, config: Mapping[str, Any]) -> str | None:
         base = _local_encoder(str(config["model_config"]["encoder"]))
         if base is None:
             return None
+        memo = _HashMemo(cache / _HASHES if cache is not None else None)
         for file in sorted(f for f in base.iterdir() if f.is_file()):
-            stat = file.stat()
-            digest.update(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+            digest.update(f"{file.name}:{file.stat().st_size}:{memo.sha256(file)};".encode())
+        memo.save()
     return digest.hexdigest()[:24]
+
+
+class _HashMemo:
+    """Content hashes of files by resolved path, size and modification time, in a JSON file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.entries: dict[str, list[Any]] = {}
+        self.changed = False
+        if path is not None:
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+                self.entries = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                pass
+
+    def sha256(self, file: Path) -> str:
+        stat = file.stat()
+        name = str(file.resolve())
+        known = self.entries.get(name)
+        if isinstance(known, list) and known[:2] == [stat.st_size, stat.st_mtime_ns]:
+            return str(known[2])
+        digest = hashlib.sha256()
+        with file.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        self.entries[name] = [stat.st_size, stat.st_mtime_ns, digest.hexdigest()]
+        self.changed = True
+        return digest.hexdigest()
+
+    def save(self) -> None:
+        if self.path is None or not self.changed:
+            return
+        # the files still there only: an encoder removed with its venv is forgotten
+        entries = {k: v for k, v in self.entries.items() if Path(k).is_file()}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(entries, indent=0), encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError as exc:  # a read-only cache: the hashes are made again next time
+            logger.debug("could not save %s: %s", self.path, exc)
+
+
+def prune_cache(cache: Path, keep: int = KEEP_EXPORTS, days: float = KEEP_DAYS) -> list[str]:
+    """Remove the cache's exports but the ``keep`` used last (a load touches ``KEY.json``),
+    and those not used for ``days`` days; returns the keys removed."""
+    files: dict[str, list[Path]] = {}
+    for file in cache.glob("*"):
+        key = file.name.split(".", 1)[0]
+        if _KEY.fullmatch(key) and file.is_file():
+            files.setdefault(key, []).append(file)
+
+    def last_use(key: str) -> float:
+        entry = cache / f"{key}.json"
+        paths = [entry] if entry.is_file() else files[key]
+        return max(p.stat().st_mtime for p in paths)
+
+    newest = sorted(files, key=last_use, reverse=True)
+    cutoff = time.time() - days * 86400
+    removed = [k for i, k in enumerate(newest) if i >= keep or last_use(k) < cutoff]
+    for key in removed:
+        for file in files[key]:
+            file.unlink(missing_ok=True)
+    if removed:
+        logger.info("removed %d old export(s) from %s", len(removed), cache)
+    return removed
 
 
 def _distribution_version(name: str) -> str:
@@ -209,7 +296,7 @@ def cached_export(
     folder: Path, config: Mapping[str, Any], quantize: bool, cache: Path
 ) -> tuple[str | None, dict[str, Any] | None]:
     """A model folder's export key and its cache entry (None: no export of it yet)."""
-    key = export_key(folder, config)
+    key = export_key(folder, config, cache)
     if key is None:
         return None, None
     try:
@@ -218,6 +305,8 @@ def cached_export(
         return key, None
     if not isinstance(entry, dict) or not _export_file(cache, key, quantize).is_file():
         return key, None  # the export was removed, or this variant not made yet
+    with contextlib.suppress(OSError):
+        os.utime(cache / f"{key}.json")  # its last use, for prune_cache
     return key, entry
 
 
@@ -252,4 +341,8 @@ def _export_folder(
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(entry, indent=1), encoding="utf-8")
         tmp.replace(path)
+        try:
+            prune_cache(cache)
+        except OSError as exc:  # another process pruning at the same time
+            logger.debug("could not prune %s: %s", cache, exc)
     return entry, runner.session
