@@ -47,12 +47,22 @@ ANNOTATED: dict[str, set[str]] = {
     "davidson": {"toxicity", "identity_attack"},
     "hateval2019": {"toxicity", "identity_attack"},
     "youtube_spam": {"spam"},
-    "toxic_spans": {"toxicity", "obscene", "threat", "insult", "identity_attack"},
+    "toxic_spans": {
+        "toxicity",
+        "severe_toxicity",
+        "obscene",
+        "threat",
+        "insult",
+        "identity_attack",
+    },
     "hatexplain": {"toxicity", "identity_attack"},
-    "c3": {"toxicity", "insult"},
+    "c3": {"toxicity", "severe_toxicity", "insult"},
     "context_toxicity": {"toxicity"},
     "context_toxicity_gn": {"toxicity"},
-    "ethos": {"toxicity", "identity_attack"},
+    "ethos": {"toxicity", "identity_attack", "threat"},
+    "news_threats": OFFENSE,
+    "gab_hate": {"toxicity", "severe_toxicity", "threat", "identity_attack"},
+    "contrast": OFFENSE,
     "bias_madlibs": {"toxicity"},
     "jigsaw2018": OFFENSE,
     "civil_comments": OFFENSE,
@@ -74,6 +84,9 @@ FIXTURE_SIZES: dict[str, tuple[dict[str, int], int]] = {
     "context_toxicity": ({"train": 1, "dev": 1, "test": 1}, 1),
     "context_toxicity_gn": ({"train": 2}, 0),
     "ethos": ({"train": 4}, 1),
+    "news_threats": ({"train": 6}, 2),
+    "gab_hate": ({"train": 3, "dev": 1, "test": 2}, 1),
+    "contrast": ({"train": 794, "dev": 366}, 0),
     "bias_madlibs": ({"test": 7}, 1),
     "jigsaw2018": ({"train": 2, "dev": 1, "test": 2}, 1),
     "civil_comments": ({"train": 2, "dev": 1, "test": 1}, 1),
@@ -343,6 +356,7 @@ def test_toxic_spans_soft_labels_and_splits() -> None:
         "obscene": 0.0,
         "threat": 0.0,
         "identity_attack": 0.0,
+        "severe_toxicity": 0.0,  # toxic, but no severe kind of span
     }
     assert rows["102"]["threat"] == third and rows["102"]["insult"] == two_thirds
     assert rows["104"]["identity_attack"] == two_thirds and rows["104"]["obscene"] == third
@@ -389,7 +403,8 @@ def test_context_toxicity_parent_is_target() -> None:
 
 def test_ethos_soft_identity_attack() -> None:
     rows = by_id(fixture("ethos"))
-    assert labels(rows["1"]) == {"toxicity": 1.0, "identity_attack": 1.0}
+    # row 1 is in the multi-label file, whose violence share (0) becomes its threat
+    assert labels(rows["1"]) == {"toxicity": 1.0, "identity_attack": 1.0, "threat": 0.0}
     assert labels(rows["3"]) == {"toxicity": 1.0, "identity_attack": 0.5}
     assert labels(rows["4"]) == {"identity_attack": pytest.approx(1 / 6)}  # toxicity unknown
 
@@ -691,9 +706,13 @@ def test_c3_labels_split_by_article() -> None:
     load = fixture("c3")
     rows = by_id(load)
     # level 1 -> 0, level 2.6 -> 0.8 (C3's toxic cut, level 2, sits at 0.5), 3+ -> 1
-    assert labels(rows["source1_a_1"]) == {"toxicity": 0.0, "insult": 0.0}
-    assert labels(rows["source1_a_2"]) == pytest.approx({"toxicity": 0.8, "insult": 0.8})
-    assert labels(rows["source1_c_1"]) == pytest.approx({"toxicity": 1.0, "insult": 0.4})
+    # severe_toxicity: the scale's severe end, level 2 or less -> 0, 3 -> 0.5, 4 -> 1
+    assert labels(rows["source1_a_1"]) == {"toxicity": 0.0, "severe_toxicity": 0.0, "insult": 0.0}
+    assert labels(rows["source1_a_2"]) == pytest.approx(
+        {"toxicity": 0.8, "severe_toxicity": 0.3, "insult": 0.8}
+    )
+    assert labels(rows["source1_c_1"])["toxicity"] == 1.0
+    assert labels(rows["source1_c_1"])["insult"] == pytest.approx(0.4)
     # both comments of one article land in one split
     assert {r["id"] for r in load.splits["train"]} == {"source1_a_1", "source1_a_2"}
     assert rows["source1_a_1"]["group"] == rows["source1_a_2"]["group"]

@@ -130,6 +130,9 @@ class TrainConfig:
     comment_only: bool = False
     # the corpora whose primary dev metrics make ``dev/score`` (empty: every corpus)
     dev_score_corpora: tuple[str, ...] = ()
+    # a saved model folder (delta mode) whose adapter and heads the run starts from
+    # (training/warm_start.py); None: a fresh adapter and heads
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         def positive(name: str, integer: bool = True) -> None:

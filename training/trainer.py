@@ -45,6 +45,7 @@ from training.losses import batch_loss
 from training.mixing import batch_order, class_weights, load_corpora, mix_training_data
 from training.offsets import fit_stance_offsets
 from training.recipe import check_recipe, model_config_for
+from training.warm_start import warm_start
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,8 @@ class Trainer:
         model = ThreadguardModel.from_encoder(model_config)
         if model_config.lora is not None:
             apply_lora(model)
+        if config.init_from is not None:
+            warm_start(model, config.init_from)
         model.training_config = config.to_dict()
         model.to(self.device).train()
         self.model = model

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import datasets
 
-from training.corpora import jigsaw, stance, toxicity
+from training.corpora import contrast, jigsaw, stance, threats, toxicity
 from training.corpora._common import (
     DATA_ENV,
     Collector,
@@ -119,6 +119,13 @@ CORPORA: dict[str, CorpusSpec] = {
         _spec("bias_madlibs", "toxicity", toxicity.load_bias_madlibs,
               "Dixon et al. 2018 identity-term madlibs (evaluation only: unintended bias)",
               eval_only=True),
+        _spec("news_threats", "toxicity", threats.load_news_threats,
+              "News-site comments labelled threat or benign (weak supervision)"),
+        _spec("gab_hate", "toxicity", threats.load_gab_hate,
+              "Gab Hate Corpus: hate, calls for violence, vulgarity (majority votes)"),
+        _spec("contrast", "toxicity", contrast.load_contrast,
+              "threadguard's own contrast sentences (training/corpora/contrast.py, no files)",
+              folder="."),
         _spec("jigsaw2018", "toxicity", jigsaw.load_jigsaw2018,
               "Jigsaw Toxic Comment Classification 2018: Wikipedia talk comments, six labels"),
         _spec("civil_comments", "toxicity", jigsaw.load_civil_comments,

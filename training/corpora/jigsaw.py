@@ -149,7 +149,8 @@ def load_toxic_spans(folder: Path, out: Collector) -> None:
 
     toxicity = fraction of a comment's annotators who judged it toxic; insult,
     obscene, threat, identity_attack = fraction of its annotators who marked at
-    least one span of that type. Splits: comments whose text is in
+    least one span of that type; severe_toxicity = toxicity squared times the largest of
+    the identity_attack, threat and obscene shares. Splits: comments whose text is in
     tsd_{train,trial,test}.csv follow those files (trial → dev); the others (mostly
     comments judged not toxic, which the task files leave out) are split 80/10/10
     by a seeded hash of the text, so duplicate texts stay together. The text is
@@ -172,6 +173,12 @@ def load_toxic_spans(folder: Path, out: Collector) -> None:
                     if SPAN_TYPES.get(s.type) == label
                 }
                 labels[label] = len(marked) / len(votes)
+            # the most toxic comments: every annotator judged it toxic, and its share of
+            # identity-attack, threat or obscene spans (the kinds Perspective counts as
+            # severe) says how surely
+            labels["severe_toxicity"] = labels["toxicity"] ** 2 * max(
+                labels["identity_attack"], labels["threat"], labels["obscene"]
+            )
             split = tsd.get(text) or hash_split(text, salt=out.corpus)
             runs = span_runs(len(text), spans.get(comment_id, []), len(votes))
             out.add(id=comment_id, split=split, text=text, toxicity=labels, spans=runs)

@@ -310,10 +310,26 @@ def load_context_toxicity_gn(folder: Path, out: Collector) -> None:
 # --------------------------------------------------------------------------- ETHOS
 
 
+def _ethos_violence(folder: Path, out: Collector) -> dict[str, float]:
+    """Text → the ``violence`` share of ETHOS's multi-label file (its hateful comments)."""
+    path = folder / "Ethos_Dataset_Multi_Label.csv"
+    violence: dict[str, float] = {}
+    if not path.is_file():
+        out.note("no multi-label file: threat left unknown")
+        return violence
+    for n, rec in read_csv(path, out, required=("comment", "violence"), delimiter=";"):
+        with out.row(path, n):
+            violence[rec["comment"].strip()] = parse_float(rec["violence"], "violence")
+    return violence
+
+
 def load_ethos(folder: Path, out: Collector) -> None:
     """ETHOS binary: identity_attack = isHate (fraction of annotators, soft); toxicity
     = 1 when isHate ≥ 0.5 (hate is toxic) and unknown below (a comment that is not
-    hate may still be insulting or profane). Seeded 80/10/10 by text."""
+    hate may still be insulting or profane); threat = the multi-label file's
+    ``violence`` share for the hateful comments it lists (unknown for the others).
+    Seeded 80/10/10 by text."""
+    violence = _ethos_violence(folder, out)
     path = folder / "Ethos_Dataset_Binary.csv"
     for n, rec in read_csv(path, out, required=("comment", "isHate"), delimiter=";"):
         with out.row(path, n):
@@ -322,6 +338,8 @@ def load_ethos(folder: Path, out: Collector) -> None:
             if is_hate >= 0.5:
                 labels["toxicity"] = 1.0
             text = rec["comment"].strip()
+            if text in violence:
+                labels["threat"] = violence[text]
             out.add(id=str(n), split=hash_split(text, salt=out.corpus), text=text, toxicity=labels)
 
 
@@ -389,7 +407,8 @@ def c3_labels(
 
     toxicity = the mean crowd rating as a soft target that puts C3's usual "toxic" cut
     (level >= 2) at 0.5, as every other corpus has it: level 1 → 0, 2 → 0.5, 3 and 4 → 1
-    (only 0.6 % of C3 rates 3 or more); insult = the fraction of the comment's raters
+    (only 0.6 % of C3 rates 3 or more); severe_toxicity = the scale's severe end, level 3
+    → 0.5 and 4 → 1 (Perspective's SEVERE_TOXICITY); insult = the fraction of the comment's raters
     who named a personal attack. C3's other types (abusive, inflammatory, teasing,
     embarrassment) have no one-to-one label here and stay unknown.
     """
@@ -398,7 +417,12 @@ def c3_labels(
     if judgements <= 0:
         raise ValueError("no toxicity judgements")
     attack = min(1.0, toxicity_votes.get("personal_attack", 0.0) / judgements)
-    return {"toxicity": min(1.0, (level - 1.0) / 2.0), "insult": attack}
+    return {
+        "toxicity": min(1.0, (level - 1.0) / 2.0),
+        # the severe end of the same scale: level 2 or less → 0, 3 → 0.5, 4 → 1
+        "severe_toxicity": max(0.0, (level - 2.0) / 2.0),
+        "insult": attack,
+    }
 
 
 def c3_constructive(
