@@ -75,6 +75,7 @@ class Threadguard:
         )
         self.policy = Policy.load(policy)
         self.policy.check_labels(self.predictor.toxicity_labels)
+        self.predictor.span_holds = self.policy.holds()
 
     @property
     def stance_labels(self) -> tuple[str, ...]:

@@ -39,6 +39,7 @@ from typing import IO, Any
 from classifier.io.ingest import iter_inputs, write_error
 from classifier.io.options import ParsedItem, ReadOptions
 from classifier.model.constants import CACHE_ENV, default_cache_dir, model_dir
+from classifier.moderation.policy import Policy
 from classifier.schema import Comment, ErrorRecord
 from classifier.scoring import ModelInfo, ScoreRun, ScoreSummary, row_sink, score_row
 from classifier.targets import stance_target, thread_items
@@ -72,6 +73,7 @@ class ScoreActor:
         cache_dir: str | None = None,
         fault_marker: str | None = None,
         spans: bool = True,
+        span_holds: dict[str, float] | None = None,
     ) -> None:
         from classifier.model.loading import load_predictor
 
@@ -83,6 +85,7 @@ class ScoreActor:
             cache_dir=cache_dir,
         )
         self.predictor.set_spans(spans)
+        self.predictor.span_holds = span_holds
         self.calls = 0
         #: for the fault-tolerance test: the second batch an actor gets kills its process,
         #: once (the marker file says it happened), so that Ray has to restart and retry
@@ -201,6 +204,7 @@ def score_with_ray(
         "cache_dir": str(default_cache_dir()) if os.environ.get(CACHE_ENV) else None,
         "fault_marker": fault_marker,
         "spans": spans,
+        "span_holds": (rules or Policy.default()).holds(),
     }
     summary = ScoreSummary()
     started = time.perf_counter()

@@ -249,6 +249,8 @@ class ScoreRun:
         predictor.set_spans(spans)
         if rules is not None:
             rules.check_labels(predictor.toxicity_labels)
+        # spans explain what the policy holds (the default policy's thresholds without one)
+        predictor.span_holds = (rules or Policy.default()).holds()
         return cls(predictor, model_info(predictor), rules)
 
     def run(

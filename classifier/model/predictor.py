@@ -21,7 +21,13 @@ import numpy as np
 from classifier.model.constants import WINDOW_OVERLAP, Backend
 from classifier.model.encoding import EncodedInput, InputEncoder
 from classifier.model.replies import HeadSpec, item_field, reply_mask, shift_classes
-from classifier.model.spans import DEFAULT_SPAN_THRESHOLD, Span, decode_spans
+from classifier.model.spans import (
+    DEFAULT_HOLD,
+    DEFAULT_SPAN_THRESHOLD,
+    Span,
+    decode_spans,
+    explaining_spans,
+)
 
 
 class StancePrediction(TypedDict):
@@ -112,6 +118,11 @@ class BatchPredictor:
     constructive_labels: tuple[str, ...] = ()
     #: decode toxic spans (``threadguard score --no-spans`` turns it off)
     with_spans: bool = True
+    #: per toxicity label, the score at which it holds a comment (the moderation policy's
+    #: thresholds; :func:`~classifier.model.spans.explaining_spans`): a span is reported
+    #: only for a label that holds. None: :data:`~classifier.model.spans.DEFAULT_HOLD` for
+    #: every label the model predicts but spam.
+    span_holds: dict[str, float] | None = None
 
     def __init__(
         self, *, batch_size: int = 32, max_batch_tokens: int | None = None, chunk_size: int = 4096
@@ -134,8 +145,12 @@ class BatchPredictor:
         for no target) and ``context`` (e.g. the article title or the thread's
         source post).
         """
+        items = list(items)
         stance, extra = self.score_arrays(items)
         labels = self.comment_model.constructive_labels if self.comment_model else ()
+        holds = self.span_holds
+        if holds is None:
+            holds = {n: DEFAULT_HOLD for n in self.toxicity_labels if n != "spam"}
         out: list[Prediction] = []
         for i, (s, t) in enumerate(zip(stance.tolist(), extra.toxicity.tolist(), strict=True)):
             scores = dict(zip(self.stance_labels, s, strict=True))
@@ -147,7 +162,9 @@ class BatchPredictor:
                 row = extra.constructive[i].tolist()
                 prediction["constructive"] = dict(zip(labels, row, strict=True))
             if extra.spans is not None:
-                prediction["spans"] = extra.spans[i]
+                prediction["spans"] = explaining_spans(
+                    extra.spans[i], item_field(items[i], "text"), prediction["toxicity"], holds
+                )
             out.append(prediction)
         return out
 

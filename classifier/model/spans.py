@@ -155,3 +155,75 @@ __all__ = [
     "span_f1",
     "token_targets",
 ]
+
+
+# --------------------------------------------------------------------------- explaining
+
+#: The toxicity probability at or above which a label holds a comment when no policy says
+#: otherwise: the shipped policy's review threshold for every span label.
+DEFAULT_HOLD = 0.5
+
+#: Words that name a group of people by religion, ethnicity, nationality, gender, sexuality
+#: or disability, lowercased. A span made of these alone (and the function words below) does
+#: not explain a decision: "Muslims" is not abuse, "Muslims are scum" is. Not exhaustive: a
+#: term missing here may still be highlighted on its own when the model marks it.
+IDENTITY_TERMS: frozenset[str] = frozenset(
+    """
+    muslim muslims islam islamic moslem moslems jew jews jewish judaism christian christians
+    christianity catholic catholics protestant protestants mormon mormons hindu hindus sikh
+    sikhs buddhist buddhists atheist atheists religious black blacks white whites asian asians
+    african africans arab arabs latino latinos latina latinas hispanic hispanics mexican
+    mexicans chinese indian indians native indigenous aboriginal immigrant immigrants migrant
+    migrants refugee refugees foreigner foreigners palestinian palestinians israeli israelis
+    somali somalis syrian syrians iranian iranians pakistani pakistanis russian russians
+    ukrainian ukrainians american americans canadian canadians european europeans gay gays
+    lesbian lesbians bisexual bisexuals homosexual homosexuals heterosexual straight queer lgbt
+    lgbtq trans transgender transgenders nonbinary woman women man men female females male
+    males girl girls boy boys disabled deaf blind elderly old young liberal liberals
+    conservative conservatives
+    """.split()  # noqa: SIM905
+)
+_FILLER = frozenset("the a an of and or all some most many people person folks community".split())  # noqa: SIM905
+
+#: Which span types explain a held label: a typed span explains its own label; an untyped
+#: (``toxicity``) span, toxic words of no decided type, explains any held label.
+_EXPLAINS: dict[str, frozenset[str]] = {
+    "toxicity": frozenset({"toxicity", "severe_toxicity", "insult", "obscene", "identity_attack", "threat"}),
+    "insult": frozenset({"insult", "toxicity", "severe_toxicity"}),
+    "obscene": frozenset({"obscene", "toxicity", "severe_toxicity"}),
+    "identity_attack": frozenset({"identity_attack", "toxicity", "severe_toxicity"}),
+    "threat": frozenset({"threat", "toxicity", "severe_toxicity"}),
+}  # fmt: skip
+
+
+def only_identity_terms(words: str) -> bool:
+    """Whether ``words`` names a group and nothing else ("Muslims", "the Jewish community")."""
+    tokens = ["".join(c for c in w if c.isalnum()).lower() for w in words.split()]
+    tokens = [t.removesuffix("s") if t not in IDENTITY_TERMS else t for t in tokens if t]
+    named = [t for t in tokens if t not in _FILLER]
+    return bool(named) and all(t in IDENTITY_TERMS for t in named)
+
+
+def explaining_spans(
+    spans: Sequence[Span],
+    text: str,
+    scores: dict[str, float],
+    holds: dict[str, float],
+) -> list[Span]:
+    """The spans that explain why the comment is held (issue 41, rule 3).
+
+    A label *holds* the comment when its score reaches its threshold in ``holds`` (the
+    policy's thresholds). A span is kept only when a label it explains holds (a typed span
+    explains its own label and the general ``toxicity``; an untyped one any held label), and
+    never when it is an identity term on its own. So an approved comment carries no spans,
+    and "I love Muslims." carries none even where the head marks "Muslims".
+    """
+    held = {label for label, threshold in holds.items() if scores.get(label, 0.0) >= threshold}
+    if not held:
+        return []
+    return [
+        span
+        for span in spans
+        if _EXPLAINS.get(span["label"], frozenset()) & held
+        and not only_identity_terms(text[span["start"] : span["end"]])
+    ]

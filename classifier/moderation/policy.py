@@ -1,11 +1,13 @@
 """The moderation policy: per toxicity label a threshold and the action it triggers.
 
 A policy file (YAML) names, for each label it acts on, a ``threshold`` in
-[0, 1] and an ``action``, ``review`` or ``reject``::
+[0, 1] and an ``action``, ``review`` or ``reject``, and for a review rule optionally a
+higher ``reject`` threshold from which the comment is refused outright::
 
     labels:
       toxicity: {threshold: 0.8, action: review}
       severe_toxicity: {threshold: 0.7, action: reject}
+      threat: {threshold: 0.5, action: review, reject: 0.9}
       spam: {threshold: 0.9, action: reject}
 
 A label *triggers* when the model's probability for it is at or above its
@@ -95,11 +97,15 @@ def constructive_key(result: Mapping[str, Any]) -> float:
 
 @dataclass(frozen=True)
 class Rule:
-    """``label`` triggers ``action`` when its probability is ``>= threshold``."""
+    """``label`` triggers ``action`` when its probability is ``>= threshold``, and
+    ``reject`` from ``reject_threshold`` on when one is given (a label whose high scores are
+    sure enough to refuse outright, like a calibrated threat, while its middle goes to a
+    moderator)."""
 
     label: str
     threshold: float
     action: Action
+    reject_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if self.label not in TOXICITY_LABELS:
@@ -114,9 +120,31 @@ class Rule:
             raise ValueError(
                 f"unknown action {self.action!r} for label {self.label!r}; known: {list(ACTIONS)}"
             )
+        if self.reject_threshold is not None:
+            reject = _threshold(
+                self.reject_threshold,
+                f"reject threshold {self.reject_threshold!r} for label {self.label!r}",
+            )
+            if self.action != "review" or reject < self.threshold:
+                raise ValueError(
+                    f"label {self.label!r}: 'reject' ({reject}) needs action review and a "
+                    f"threshold at or above the review threshold ({self.threshold})"
+                )
+            object.__setattr__(self, "reject_threshold", reject)
+
+    def trigger(self, score: float) -> tuple[Action, float] | None:
+        """The action ``score`` triggers and the threshold it reached, or None."""
+        if self.reject_threshold is not None and score >= self.reject_threshold:
+            return "reject", self.reject_threshold
+        if score >= self.threshold:
+            return self.action, self.threshold
+        return None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "action": self.action}
+        out: dict[str, Any] = {"threshold": self.threshold, "action": self.action}
+        if self.reject_threshold is not None:
+            out["reject"] = self.reject_threshold
+        return out
 
 
 @dataclass(frozen=True)
@@ -271,10 +299,10 @@ class Policy:
             for key in ("threshold", "action"):
                 if key not in spec:
                     raise ValueError(f"label {label!r} has no {key!r}")
-            ignored = sorted(set(map(str, spec)) - {"threshold", "action"})
+            ignored = sorted(set(map(str, spec)) - {"threshold", "action", "reject"})
             if ignored:
                 logger.debug("policy label %r: ignoring keys %s", label, ignored)
-            rules.append(Rule(str(label), spec["threshold"], spec["action"]))
+            rules.append(Rule(str(label), spec["threshold"], spec["action"], spec.get("reject")))
         if not rules:
             logger.warning("the policy %s has no rules: every comment will be approved", source)
         feature = FeatureRule.from_dict(data["feature"]) if data.get("feature") else None
@@ -293,6 +321,11 @@ class Policy:
     def labels(self) -> tuple[str, ...]:
         """The labels the policy acts on."""
         return tuple(r.label for r in self.rules)
+
+    def holds(self) -> dict[str, float]:
+        """Per label, the score at which the policy holds a comment (its lowest threshold):
+        what :func:`~classifier.model.spans.explaining_spans` keeps spans for."""
+        return {r.label: r.threshold for r in self.rules}
 
     def check_labels(self, model_labels: Iterable[str]) -> None:
         """Raise ``ValueError`` if a rule names a label the model does not predict.
@@ -322,8 +355,9 @@ class Policy:
             if rule.label not in scores:
                 raise ValueError(f"the prediction has no score for policy label {rule.label!r}")
             score = scores[rule.label]
-            if score >= rule.threshold:
-                reasons.append(Reason(rule.label, score, rule.threshold, rule.action))
+            triggered = rule.trigger(score)
+            if triggered is not None:
+                reasons.append(Reason(rule.label, score, triggered[1], triggered[0]))
         reasons.sort(key=lambda r: (-_SEVERITY[r.action], -r.score, r.label))
         decision: DecisionName = reasons[0].action if reasons else "approve"
         constructive = prediction.get("constructive") or {}

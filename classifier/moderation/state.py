@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from fastapi import HTTPException
 
@@ -221,6 +221,8 @@ class ServiceState:
         labels = _labels_of(self.predictor)
         if labels is not None:
             self.policy.check_labels(labels)
+        if hasattr(self.predictor, "span_holds"):  # spans explain what this policy holds
+            cast(Any, self.predictor).span_holds = self.policy.holds()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadguard-model")
         assert self.predictor is not None
         self.batcher = MicroBatcher(
