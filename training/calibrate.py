@@ -34,6 +34,14 @@ logger = logging.getLogger(__name__)
 #: The dev splits calibration reads: comments under news articles and talk-page comments.
 NEWS_DEV = ("c3", "toxic_spans", "context_toxicity")
 
+#: Labels the news dev splits hold too few positives of, and the dev splits added for them
+#: (v0.6): threats from news sites and the Gab Hate Corpus's calls for violence; severe
+#: toxicity from those calls too. Only these labels read these splits.
+LABEL_DEV: dict[str, tuple[str, ...]] = {
+    "threat": ("news_threats", "gab_hate"),
+    "severe_toxicity": ("gab_hate",),
+}
+
 #: Span thresholds tried on the SemEval-2021 Task 5 dev file.
 SPAN_GRID = tuple(round(0.05 * k, 2) for k in range(1, 17))
 
@@ -44,30 +52,37 @@ def fit_calibration(
     *,
     data_root: str | Path | None = None,
     min_positives: int = 10,
+    label_corpora: dict[str, tuple[str, ...]] | None = None,
 ) -> dict[str, Any]:
     """Fit and save the toxicity calibration of ``model``'s comment model (in place).
 
-    Each label is fitted on every dev row of ``corpora`` that annotates it (gold >= 0.5
-    is toxic); a label with fewer than ``min_positives`` positives there is left as the
-    head gives it and named in ``skipped``. Returns what was saved, with the dev ECE
-    before and after.
+    Each label is fitted on every dev row of ``corpora``, and of its own extra corpora in
+    ``label_corpora`` (default :data:`LABEL_DEV`), that annotates it (gold >= 0.5 is
+    toxic); a label with fewer than ``min_positives`` positives there is left as the head
+    gives it and named in ``skipped``. Returns what was saved, with the dev ECE before and
+    after.
     """
+    extra = LABEL_DEV if label_corpora is None else label_corpora
     comment_dir = _comment_dir(model)
     predictor = load_predictor(comment_dir, backend="torch")
     predictor.calibration = None
     labels = predictor.toxicity_labels
-    probs, golds = [], []
-    for name in corpora:
+    names = list(dict.fromkeys([*corpora, *(c for n in labels for c in extra.get(n, ()))]))
+    probs, golds, sources = [], [], []
+    for name in names:
         dev = load_corpus(name, data_root, split="dev")
         probs.append(predictor.toxicity_of_texts(list(dev["text"])))
         golds.append(np.stack([np.asarray(dev[label], dtype=np.float32) for label in labels], 1))
+        sources.extend([name] * len(dev))
         logger.info("calibration: %s dev, %d comments", name, len(dev))
-    prob, gold = np.concatenate(probs), np.concatenate(golds)
+    prob, gold, source = np.concatenate(probs), np.concatenate(golds), np.asarray(sources)
     fitted: dict[str, list[float]] = {}
     report: dict[str, Any] = {}
     skipped = []
+    fitted_on: dict[str, list[str]] = {}
     for j, label in enumerate(labels):
-        known = gold[:, j] >= 0
+        used = [*corpora, *extra.get(label, ())]
+        known = (gold[:, j] >= 0) & np.isin(source, used)
         y = (gold[known, j] >= 0.5).astype(int)
         if y.sum() < min_positives or (1 - y).sum() < min_positives:
             skipped.append(label)
@@ -75,6 +90,7 @@ def fit_calibration(
         features = logit(prob[known, j]).reshape(-1, 1)
         lr = LogisticRegression(C=1e6, max_iter=1000).fit(features, y)
         fitted[label] = [float(lr.coef_[0, 0]), float(lr.intercept_[0])]
+        fitted_on[label] = [f"{name}:dev" for name in used]
         report[label] = {
             "n": int(known.sum()),
             "positives": int(y.sum()),
@@ -84,6 +100,7 @@ def fit_calibration(
     saved = {
         "method": "platt",
         "fitted_on": [f"{name}:dev" for name in corpora],
+        "label_fitted_on": fitted_on,
         "labels": fitted,
         "skipped": skipped,
         "dev": report,
