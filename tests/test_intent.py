@@ -271,3 +271,54 @@ def test_policy_reject_threshold_on_a_review_rule() -> None:
         Policy.from_dict(
             {"labels": {"threat": {"threshold": 0.5, "action": "review", "reject": "x"}}}
         )
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def test_threat_is_calibrated_on_its_own_dev_splits(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """threat reads the threat corpora's dev splits; toxicity only the news ones."""
+    import numpy as np
+
+    import training.calibrate as calibrate
+    from training.data import make_example, to_dataset
+
+    rng = np.random.default_rng(0)
+    labels = ("toxicity", "threat")
+
+    def corpus(name: str, *, data_root: object = None, split: str = "dev") -> object:
+        rows = []
+        for i in range(60):
+            y = float(i % 2)
+            known = {"toxicity": y} if name in calibrate.NEWS_DEV else {"threat": y}
+            rows.append(
+                make_example(
+                    id=str(i), source=name, split="dev", text=f"{name} {y} {i}", toxicity=known
+                )
+            )
+        return to_dataset(rows)
+
+    class Fake:
+        toxicity_labels = labels
+        calibration = None
+        span_labels = ()
+
+        def toxicity_of_texts(self, texts: list[str]) -> np.ndarray:
+            y = np.array([float(t.split()[1]) for t in texts])
+            noisy = np.clip(0.3 * y + 0.35 + rng.normal(0, 0.1, len(y)), 0.01, 0.99)
+            return np.stack([noisy, noisy], 1).astype(np.float32)
+
+    comment = tmp_path / "model" / "comment"
+    comment.mkdir(parents=True)
+    (comment / "threadguard_config.json").write_text("{}", encoding="utf-8")
+    monkeypatch.setattr(calibrate, "load_corpus", lambda name, root, split: corpus(name))
+    monkeypatch.setattr(calibrate, "load_predictor", lambda *a, **k: Fake())
+    saved = calibrate.fit_calibration(tmp_path / "model")
+    assert set(saved["labels"]) == {"toxicity", "threat"}
+    assert saved["label_fitted_on"]["toxicity"] == [f"{c}:dev" for c in calibrate.NEWS_DEV]
+    assert saved["label_fitted_on"]["threat"][-2:] == ["news_threats:dev", "gab_hate:dev"]
+    assert saved["dev"]["threat"]["n"] == 120  # the two threat corpora, not the news ones
+    assert saved["dev"]["toxicity"]["n"] == 180
+    assert saved["dev"]["threat"]["ece_after"] < saved["dev"]["threat"]["ece_before"]
