@@ -25,7 +25,8 @@ def test_parse_seeds_to_stdout() -> None:
     threads = [json.loads(line) for line in result.stdout.splitlines()]
     assert [len(t["comments"]) for t in threads] == [3, 2, 0, 0, 0]
     assert threads[1]["comments"][1]["author"] == "Paul Woodward"
-    assert "5 threads, 5 comments, 0 errors from 5 file(s)" in result.stderr
+    # 3 of the seed pages have no comments: the count says so (it read "5 threads")
+    assert "5 threads (2 with comments), 5 comments, 0 errors from 5 file(s)" in result.stderr
     assert "the comment section is empty" in result.stderr
     assert "README.md (not a supported input type)" in result.stderr
 
@@ -147,3 +148,12 @@ def test_serve_without_options_runs_the_settings_defaults(monkeypatch: pytest.Mo
     (chosen,) = seen
     assert chosen == dataclasses.replace(DEFAULTS, token="t", threads=chosen.threads)
     assert chosen.threads is not None and chosen.threads >= 1
+
+
+def test_help_lists_score_first() -> None:
+    """`threadguard --help` listed the commands as imported, evaluate first."""
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    commands = re.findall(r"^│ ([a-z][a-z-]+) ", result.stdout, flags=re.M)
+    assert commands[:3] == ["score", "parse", "serve"], commands
+    assert {"train", "evaluate"} <= set(commands)

@@ -64,7 +64,14 @@ class _Command(TyperCommand):
 
 
 class _Group(TyperGroup):
-    """The command group: its commands and options get the help display above."""
+    """The command group: its commands and options get the help display above; ``--help``
+    lists the everyday commands first (:data:`FIRST`), then the rest as registered."""
+
+    FIRST = ("score", "parse", "serve")
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return [n for n in self.FIRST if n in names] + [n for n in names if n not in self.FIRST]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

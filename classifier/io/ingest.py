@@ -43,9 +43,11 @@ class ParseSummary:
 
     def lines(self) -> list[str]:
         """The summary as printed on stderr."""
+        threads = f"{self.threads} threads"
+        if self.no_comments:  # pages without comments count as threads: say how many have some
+            threads += f" ({self.threads - len(self.no_comments)} with comments)"
         out = [
-            f"{self.threads} threads, {self.comments} comments, {self.errors} errors "
-            f"from {self.files} file(s)"
+            f"{threads}, {self.comments} comments, {self.errors} errors from {self.files} file(s)"
         ]
         for source, why in self.no_comments:
             reason = {
