@@ -399,6 +399,144 @@ def part_two(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- main
 
 
+def data_safety(tmp: Path) -> list[tuple[str, int, str, bool]]:
+    """Part 3 (issue 40): what a careless user types, as a subprocess each. Returns, per
+    case: its name, the exit code, the first line of stderr, and whether the input is intact."""
+    work = tmp / "safety"
+    work.mkdir()
+    source = work / "in.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"thread_id": f"t{i // 10}", "comment_id": str(i), "text": f"c {i}"}) + "\n"
+            for i in range(1500)
+        )
+    )
+    original = source.read_bytes()
+    semi = work / "semicolon.csv"
+    semi.write_text("thread_id;comment_id;text\n" + "".join(
+        f"t{i // 10};{i};comment {i}\n" for i in range(1000)))  # fmt: skip
+    cases: list[tuple[str, list[str]]] = [
+        ("parse -o its input", ["parse", str(source), "-o", str(source)]),
+        ("parse --errors its input", ["parse", str(source), "--errors", str(source)]),
+        ("score -o its input", ["score", str(source), "-o", str(source)]),
+        ("parse DIR -o DIR/out.jsonl", ["parse", str(work), "-o", str(work / "out.jsonl")]),
+        ("-o in a missing folder", ["parse", str(source), "-o", str(tmp / "no" / "out.jsonl")]),
+        ("semicolon CSV named .csv", ["parse", str(semi), "-o", str(tmp / "semi.jsonl")]),
+        ("/dev/zero as JSONL", ["parse", "/dev/zero", "--input-format", "jsonl",
+                                "--max-line-bytes", str(16 * 2**20), "-o", str(tmp / "z.jsonl")]),
+        ("-f parquet, no rows", ["parse", str(tmp / "empty.jsonl"), "-f", "parquet",
+                                 "-o", str(tmp / "empty.parquet")]),
+    ]  # fmt: skip
+    (tmp / "empty.jsonl").write_text("")
+    results = []
+    for name, argv in cases:
+        done = subprocess.run(
+            [*CLI, *argv], capture_output=True, text=True, timeout=300,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )  # fmt: skip
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        shown = next(
+            (line for line in lines if "error" in line.lower()), lines[-1] if lines else ""
+        )
+        results.append((name, done.returncode, shown[:150], source.read_bytes() == original))
+    # two runs writing one output at once: the second is refused, none interleave
+    out = tmp / "both.jsonl"
+    runs = [
+        subprocess.Popen([*CLI, "parse", str(source), "-o", str(out)], stderr=subprocess.PIPE,
+                         text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        for _ in range(2)
+    ]  # fmt: skip
+    codes = [r.wait(timeout=300) for r in runs]
+    rows = out.read_text().count("\n") if out.exists() else 0
+    nul = out.read_bytes().count(b"\0") if out.exists() else 0
+    results.append((f"two writers of one -o: rows {rows}, NUL {nul}", max(codes),
+                    f"exit codes {codes}", source.read_bytes() == original))  # fmt: skip
+    return results
+
+
+def heavy_request(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Part 4 (issue 40): one heavy ``/v1/score`` request (``--heavy-comments`` of 20,000
+    characters, again and again) while one client sends small ``/v1/moderate`` requests
+    one after another; the small ones' latency, and the heavy ones' answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    settings = {"model": args.model, "max_batch_body_bytes": 2 * 2**20}
+    if args.max_request_tokens:
+        settings["max_request_tokens"] = args.max_request_tokens
+    env = {**os.environ, "THREADGUARD_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1",
+           "THREADGUARD_SERVICE_SETTINGS": json.dumps(settings)}  # fmt: skip
+    cmd = [sys.executable, "-m", "uvicorn", "--factory",
+           "classifier.moderation.app:create_app_from_env", "--port", str(port),
+           "--log-level", "warning"]  # fmt: skip
+    log = (tmp / "heavy.log").open("wb")
+    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    rng = random.Random(args.seed)
+    words = "the council vote budget evidence report idiots resign now because figures show"
+    words_list = words.split(" ")
+    text = " ".join(rng.choice(words_list) for _ in range(5000))[:20_000]
+    heavy_body = {"comments": [{"text": text} for _ in range(args.heavy_comments)]}
+    report: dict[str, Any] = {}
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"the server exited: see {tmp / 'heavy.log'}")
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not get ready")
+            time.sleep(0.2)
+        client = httpx.Client(timeout=60, headers=auth)
+        quiet = []
+        for _ in range(40):
+            started = time.perf_counter()
+            client.post(url + "/v1/moderate", json={"text": "A fair point, well made."})
+            quiet.append(time.perf_counter() - started)
+        stop = time.monotonic() + args.heavy_seconds
+        heavy_answers: Counter[int] = Counter()
+        heavy_seconds: list[float] = []
+
+        def heavy() -> None:
+            with httpx.Client(timeout=120, headers=auth) as own:
+                while time.monotonic() < stop:
+                    started = time.perf_counter()
+                    answer = own.post(url + "/v1/score", json=heavy_body)
+                    heavy_answers[answer.status_code] += 1
+                    heavy_seconds.append(time.perf_counter() - started)
+                    if answer.status_code == 413:
+                        time.sleep(0.5)
+
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(heavy)
+            time.sleep(1.0)
+            small: Counter[int] = Counter()
+            latencies = []
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                answer = client.post(url + "/v1/moderate", json={"text": "You make a fair point."})
+                latencies.append(time.perf_counter() - started)
+                small[answer.status_code] += 1
+            running.result()
+        report.update(quiet=quiet, latencies=latencies, small=small, heavy=heavy_answers,
+                      heavy_seconds=heavy_seconds)  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    return report
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="model folder (default: the shipped model)")
@@ -408,6 +546,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=27)
     parser.add_argument("--skip-batch", action="store_true")
     parser.add_argument("--skip-hook", action="store_true")
+    parser.add_argument("--skip-safety", action="store_true", help="skip part 3 (files)")
+    parser.add_argument("--skip-heavy", action="store_true", help="skip part 4 (heavy request)")
+    parser.add_argument(
+        "--heavy-comments",
+        type=int,
+        default=8,
+        help="comments of 20,000 characters in the heavy /v1/score request",
+    )
+    parser.add_argument("--heavy-seconds", type=float, default=40.0)
+    parser.add_argument(
+        "--max-request-tokens",
+        type=int,
+        default=None,
+        help="the hook's budget (default: its own; raise it to let 52 in)",
+    )
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="threadguard-reliability-") as name:
@@ -450,6 +603,28 @@ def main() -> None:
             print(f"  healthy afterwards: {report['healthy']}")
             if report["failures"]:
                 print(f"  requests without an answer, by client error: {dict(report['failures'])}")
+        if not args.skip_safety:
+            print("\nfiles a careless user names (issue 40)")
+            for name, code, line, intact in data_safety(tmp):
+                print(f"  {name:<40} exit {code}  input intact: {intact}  {line}")
+        if not args.skip_heavy:
+            heavy = heavy_request(args, tmp)
+            lat = heavy["latencies"]
+            print(
+                f"\none heavy /v1/score ({args.heavy_comments} x 20,000 characters, again "
+                f"and again for {args.heavy_seconds:.0f} s) and small /v1/moderate calls"
+            )
+            print(
+                f"  small, alone:   p50 {_pct(heavy['quiet'], 0.5):.0f} ms  "
+                f"p99 {_pct(heavy['quiet'], 0.99):.0f} ms"
+            )
+            print(
+                f"  small, beside:  n {len(lat)}  p50 {_pct(lat, 0.5):.0f} ms  "
+                f"p99 {_pct(lat, 0.99):.0f} ms  max {_pct(lat, 1.0):.0f} ms  "
+                f"answers {dict(heavy['small'])}"
+            )
+            print(f"  heavy answers {dict(heavy['heavy'])}, seconds each "
+                  f"{[round(x, 1) for x in heavy['heavy_seconds']]}")  # fmt: skip
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
