@@ -4,7 +4,10 @@ Every adapter reads files in a corpus's official layout and hands rows in the
 common format (:func:`training.data.make_example`) to a :class:`Collector`,
 which sorts them by split and skips (logs and counts) malformed rows instead of
 crashing on them: public corpora have the odd broken line, and one bad row must
-not cost a training run.
+not cost a training run. Only a malformed row is skipped: a ValueError (what parsing a
+bad value raises, and :class:`MalformedRow`, which an adapter raises for a missing or
+wrong-typed field). A KeyError, TypeError or IndexError is a bug in the adapter and is
+raised: skipping it would silently lose training data.
 """
 
 from __future__ import annotations
@@ -100,6 +103,22 @@ def lookup(mapping: Mapping[Any, Any], key: Any, what: str) -> Any:
         raise ValueError(f"unknown {what} {key!r}; expected one of {known}") from None
 
 
+class MalformedRow(ValueError):
+    """A record that lacks a field, or holds one of the wrong type: skipped, not fatal."""
+
+
+def field(record: Mapping[str, Any], key: str, kind: type | tuple[type, ...] = str) -> Any:
+    """``record[key]``, or MalformedRow when the record lacks it or it is not a ``kind``
+    (for the corpora whose records may lack a field: a plain ``record[key]`` that fails is
+    an adapter bug and stops the load)."""
+    if not isinstance(record, Mapping) or key not in record:
+        raise MalformedRow(f"no {key!r} field")
+    value = record[key]
+    if not isinstance(value, kind):
+        raise MalformedRow(f"{key!r} is {type(value).__name__}, not {kind}")
+    return value
+
+
 class Collector:
     """Collects one corpus's rows by split; logs and counts the rows it skips.
 
@@ -126,10 +145,12 @@ class Collector:
 
     @contextmanager
     def row(self, origin: str | Path, row: object) -> Iterator[None]:
-        """Run the body for one raw row; a ValueError/KeyError/TypeError inside skips the row."""
+        """Run the body for one raw row; a ValueError inside (a malformed row, including
+        :class:`MalformedRow`) skips the row. Anything else, a KeyError or TypeError from a
+        bug in the adapter included, is raised."""
         try:
             yield
-        except (KeyError, ValueError, TypeError, IndexError) as err:
+        except ValueError as err:
             self.skip(origin, row, err)
 
     def add(self, **fields: Any) -> None:

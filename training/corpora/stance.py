@@ -17,7 +17,9 @@ from training.corpora._common import (
     HUB_SPLITS,
     TWEETEVAL_PARTS,
     Collector,
+    MalformedRow,
     clean_text,
+    field,
     hash_split,
     lookup,
     read_csv,
@@ -47,15 +49,19 @@ class _Post:
 
 def _post_text(data: dict[str, Any], platform: str) -> str | None:
     """The text of a post JSON: a tweet, a Reddit submission listing or a Reddit comment."""
+    # a post that lacks a field is malformed (MalformedRow: skipped and counted), not a bug
     if platform == "twitter":
-        return clean_text(data.get("full_text") or data["text"])
+        return clean_text(data.get("full_text") or field(data, "text"))
     if data.get("kind") == "Listing":  # the submission: title, then the self-text
-        post = data["data"]["children"][0]["data"]
+        children = field(field(data, "data", dict), "children", list)
+        if not children:
+            raise MalformedRow("a Reddit listing without children")
+        post = field(children[0], "data", dict)
         parts = [post.get("title") or "", post.get("selftext") or ""]
         return clean_text("\n\n".join(p for p in parts if p.strip()))
     if data.get("kind") == "more":  # a "load more comments" stub: the release has no text
         return None
-    return clean_text(data["data"]["body"])
+    return clean_text(field(field(data, "data", dict), "body"))
 
 
 def _raw_parent(data: dict[str, Any], platform: str) -> str | None:
