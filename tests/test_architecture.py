@@ -114,6 +114,13 @@ def test_the_import_contracts_are_kept() -> None:
             "classifier.moderation.state -> training.config",
             "classifier does not import training",
         ),
+        # the runtime needing datasets, a dependency of the train extra only
+        (
+            "classifier/scoring.py",
+            "import datasets",
+            "classifier.scoring -> datasets",
+            "the runtime does not import datasets",
+        ),
         # the client loading the web framework
         (
             "classifier/moderation/client.py",
