@@ -5,8 +5,8 @@ model folder's export under one key, a hash of the folder's files and its base e
 files by content (:func:`export_key`; the base's hashes are remembered in ``hashes.json``
 by path, size and modification time, so a load does not read its ~90 MB again):
 ``KEY.json`` (what the export is of, and the model's version digest; touched on every
-load), ``KEY.onnx``, ``KEY.fused.onnx`` and ``KEY.fused.int8.onnx``, about 180 MB a key
-and 90 MB more with int8. An export prunes the cache (:func:`prune_cache`): the
+load), ``KEY.onnx``, ``KEY.fused.onnx`` and ``KEY.fused.int8.onnx``, about 175 MB a key
+(the shipped model has two). An export prunes the cache (:func:`prune_cache`): the
 :data:`KEEP_EXPORTS` keys used last stay, and of those only the ones used within
 :data:`KEEP_DAYS` days. The
 predictor encodes with :class:`~classifier.model.encoding.InputEncoder` over the Rust
