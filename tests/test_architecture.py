@@ -29,7 +29,9 @@ def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
     contracts; no cache, so that a copied tree is analysed afresh."""
     code = "from importlinter.cli import lint_imports_command; lint_imports_command()"
     env = {**os.environ, "PYTHONPATH": str(cwd)}
-    args = [str(ROOT / "pyproject.toml"), "--no-cache", "--no-logo"]
+    # --config, not a positional path: import-linter 2.15 (the newest for Python 3.10) has no
+    # positional argument; --no-logo is newer still
+    args = ["--config", str(ROOT / "pyproject.toml"), "--no-cache"]
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         cwd=cwd,
