@@ -117,3 +117,15 @@ def test_odd_texts_get_finite_scores_through_both_passes(two_pass: Path) -> None
     assert stance.shape[0] == tox.shape[0] == len(texts)
     assert np.isfinite(stance).all() and np.isfinite(tox).all()
     assert ((tox >= 0) & (tox <= 1)).all()
+
+
+def test_a_two_pass_model_reads_toxicity_from_its_comment_model(span_folder: Path) -> None:
+    """toxicity_of_texts on the loaded (outer) model gives the comment model's scores: it gave
+    the stance model's own pair-pass head, with the comment model's label names (a benchmark
+    measured the wrong head, and crashed once the comment model had a label more)."""
+    outer = load_predictor(span_folder, backend="torch")
+    assert outer.comment_model is not None
+    texts = ["you are a fool", "a fine day for a walk"]
+    got = outer.toxicity_of_texts(texts)
+    assert got.shape == (2, len(outer.toxicity_labels))
+    np.testing.assert_array_equal(got, outer.comment_model.toxicity_of_texts(texts))

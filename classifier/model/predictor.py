@@ -193,7 +193,11 @@ class BatchPredictor:
         toxicity [N, T] (the maximum over windows, then :attr:`calibration`),
         constructiveness [N, C] (the maximum over windows) when the model has that head,
         and with ``spans`` (and :attr:`with_spans`) each text's toxic spans, from every
-        token's highest span probability over the windows that read it."""
+        token's highest span probability over the windows that read it. A model with a
+        :attr:`comment_model` answers with that model's scores (its :attr:`toxicity_labels`
+        are the comment model's), not with its own pair-pass head."""
+        if self.comment_model is not None:
+            return self.comment_model.comment_scores(texts, spans=spans)
         want_spans = spans and self.with_spans and bool(self.span_labels)
         scores, tokens = self._read_whole(list(texts), want_spans)
         if tokens is None:
