@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 SKIP = {"torch"}
 
