@@ -239,7 +239,13 @@ def test_unreadable_json_is_422_not_400(
     with httpx.Client(timeout=10) as client:
         answer = post(client, hook[0], "/v1/moderate", body)
     assert answer.status_code == 422, answer.text
-    assert answer.json()["detail"].startswith(message)
+    detail = answer.json()["detail"]
+    if message == "body: malformed JSON: nested too deeply":
+        # Python 3.13's json parses 5,000 levels (earlier ones raise RecursionError); the
+        # hook's own depth limit then refuses it: a 422 either way
+        assert detail.startswith((message, "body: JSON nests deeper than 32 levels")), detail
+    else:
+        assert detail.startswith(message), detail
     assert answer.json()["errors"][0]["field"] == "body"
 
 

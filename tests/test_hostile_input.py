@@ -67,6 +67,14 @@ def fake_run() -> ScoreRun:
 # --------------------------------------------------------------------------- defect 1
 
 
+#: What a line nested 5,000 deep is told: Python 3.10 and 3.11 cannot parse it (RecursionError);
+#: 3.13's json can, and the reader's own depth limit refuses it. One error row either way.
+DEEP_MESSAGES = (
+    "malformed JSON: nested too deeply to read",
+    "extra columns: nests deeper than 32 levels",
+)
+
+
 def test_a_deeply_nested_line_is_one_error_and_reading_goes_on(tmp_path: Path) -> None:
     lines = [flat_row(i) for i in range(6)]
     lines.insert(3, deep(5_000))
@@ -74,9 +82,8 @@ def test_a_deeply_nested_line_is_one_error_and_reading_goes_on(tmp_path: Path) -
     path.write_text("\n".join(lines) + "\n")
     comments, errors = account(list(read_file(path)))
     assert comments == 6
-    assert [(e.location, e.message) for e in errors] == [
-        ("line 4", "malformed JSON: nested too deeply to read")
-    ]
+    assert [e.location for e in errors] == ["line 4"]
+    assert errors[0].message in DEEP_MESSAGES
 
 
 def test_a_deeply_nested_line_on_stdin_is_an_error_row_not_a_traceback() -> None:
@@ -86,7 +93,8 @@ def test_a_deeply_nested_line_on_stdin_is_an_error_row_not_a_traceback() -> None
     assert result.exit_code == 1
     (thread,) = [json.loads(x) for x in result.stdout.splitlines()]
     assert [c["id"] for c in thread["comments"]] == ["1", "2"]
-    assert "line 2" in result.stderr and "nested too deeply" in result.stderr
+    assert "line 2" in result.stderr
+    assert any(message in result.stderr for message in DEEP_MESSAGES), result.stderr
 
 
 # --------------------------------------------------------------------------- defect 2
