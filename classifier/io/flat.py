@@ -277,6 +277,18 @@ class _TooLong(Exception):
         self.line = line
 
 
+#: Python 3.10's csv reader refuses NUL ("line contains NUL"; 3.11 reads it as any other
+#: character). There, lines reach it with NUL swapped for a lone high surrogate, which text
+#: decoded as UTF-8 (surrogateescape gives only U+DC80..U+DCFF) can never hold, and the
+#: cells get NUL back (:func:`_unswap_nul`).
+_SWAP_NUL = sys.version_info < (3, 11)
+_NUL_STAND_IN = "\ud800"
+
+
+def _unswap_nul(cells: list[str]) -> list[str]:
+    return [c.replace(_NUL_STAND_IN, "\0") for c in cells] if _SWAP_NUL else cells
+
+
 class _Lines:
     """Numbered lines of a text stream that keep the lines of the CSV record being read,
     so reading can start again on the line after a record that proved malformed. A line
@@ -297,6 +309,8 @@ class _Lines:
         self.line += 1
         if isinstance(line, LineTooLong):
             raise _TooLong(line)
+        if _SWAP_NUL and "\0" in line:
+            line = line.replace("\0", _NUL_STAND_IN)
         self.record.append(line)
         return line
 
@@ -379,7 +393,7 @@ def _csv_items(
         while True:
             lines.begin_record()
             try:
-                cells = next(reader)
+                cells = _unswap_nul(next(reader))
             except StopIteration:
                 break
             except (csv.Error, _TooLong) as exc:
