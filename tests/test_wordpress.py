@@ -34,10 +34,10 @@ PLUGIN_FILE = "threadguard-moderation/threadguard-moderation.php"
 
 BENIGN = "Thanks for the clear summary of the council meeting."
 TOXIC = "You are a pathetic idiot and everyone here knows it"
-SPAM = (
-    "BUY CHEAP WATCHES!!! Best prices at www.cheap-watches-online.biz click here now "
-    "http://cheap-watches-online.biz"
-)
+# Spam the shipped model rejects (this test is about the plugin's handling of a reject). v0.6
+# scores its earlier example, a watch advert, spam 0.40, under the 0.8 reject threshold: a
+# regression MODEL_CARD.md names under Limitations.
+SPAM = "Check out my channel!!! Subscribe and click here http://bit.ly/free-gift-cards now"
 
 
 def _require() -> dict[str, str]:
