@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,11 +33,13 @@ def _prediction() -> dict[str, Any]:
 
 
 class _Passes:
-    """A predictor that runs each input as one forward pass (``_run_batch``) of ``delay`` s,
-    and records the texts of each batch it was asked for."""
+    """A predictor that runs each input as one forward pass of ``delay`` s, calling its
+    ``before_pass`` hook first as a BatchPredictor does, and records the texts of each batch
+    it was asked for."""
 
     stance_labels = STANCE_LABELS
     toxicity_labels = TOXICITY_LABELS
+    before_pass: Callable[[], None] | None = None
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
@@ -44,6 +47,8 @@ class _Passes:
         self.passes = 0
 
     def _run_batch(self, encoded: list[Any]) -> None:
+        if self.before_pass is not None:
+            self.before_pass()
         self.passes += 1
         time.sleep(self.delay)
 

@@ -13,7 +13,7 @@ This module imports neither torch nor transformers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypedDict, cast
 
 import numpy as np
@@ -123,6 +123,9 @@ class BatchPredictor:
     #: only for a label that holds. None: :data:`~classifier.model.spans.DEFAULT_HOLD` for
     #: every label the model predicts but spam.
     span_holds: dict[str, float] | None = None
+    #: called in the model's thread before every forward pass (the hook's scheduler runs a
+    #: small request's passes between a long one's: :class:`~classifier.moderation.batching.MicroBatcher`)
+    before_pass: Callable[[], None] | None = None
 
     def __init__(
         self, *, batch_size: int = 32, max_batch_tokens: int | None = None, chunk_size: int = 4096
@@ -231,7 +234,7 @@ class BatchPredictor:
         # per window: the span probabilities of its comment tokens, in order
         token_probs: list[np.ndarray] = [np.empty(0)] * len(encoded)
         for indices in self._batches(encoded):
-            found = self._run_batch([encoded[i] for i in indices])
+            found = self._pass([encoded[i] for i in indices])
             probs[indices] = found.toxicity
             if constructive is not None and found.constructive is not None:
                 constructive[indices] = found.constructive
@@ -345,7 +348,7 @@ class BatchPredictor:
             encoded = self._encode(chunk)
             for indices in self._batches(encoded):
                 rows = [start + i for i in indices]
-                found = self._run_batch([encoded[i] for i in indices])
+                found = self._pass([encoded[i] for i in indices])
                 stance[rows] = found.stance if head is None else found.by_head[:, head]
                 if self.comment_model is None:
                     toxicity[rows] = self.calibrate(found.toxicity)
@@ -397,6 +400,12 @@ class BatchPredictor:
         if current:
             batches.append(current)
         return batches
+
+    def _pass(self, encoded: Sequence[EncodedInput]) -> BatchOutput:
+        """One forward pass, after :attr:`before_pass`."""
+        if self.before_pass is not None:
+            self.before_pass()
+        return self._run_batch(encoded)
 
     def _run_batch(self, encoded: Sequence[EncodedInput]) -> BatchOutput:
         """Probabilities of one batch (:class:`BatchOutput`)."""

@@ -14,8 +14,8 @@ cannot stall everyone else:
   e.g. its windows' tokens), and the batcher takes slices from the waiting jobs in turn
   (round robin), so a small request waits for at most one slice of a large one;
 - while a slice runs, a small job that arrives is run *between two forward passes* of
-  that slice (:class:`_Gate`, on predictors that run their batches through
-  ``_run_batch``, as every :class:`~classifier.model.predictor.BatchPredictor` does): one
+  that slice (:class:`_Gate`, through the ``before_pass`` hook every
+  :class:`~classifier.model.predictor.BatchPredictor` calls before a pass): one
   long comment alone is many passes, so slicing by comment alone would not be enough;
 - a job whose caller stops waiting (its request timed out, its client went away: the
   ``submit`` coroutine is cancelled) is dropped: its slices not yet run never run.
@@ -95,7 +95,7 @@ Piece = tuple[_Job, list[int]]
 class _Gate:
     """Runs small jobs between the forward passes of a long one, in the model's thread.
 
-    :meth:`install` wraps a predictor's ``_run_batch`` (and its comment model's): before
+    :meth:`install` hooks a predictor's ``before_pass`` (and its comment model's): before
     each pass, jobs handed over by :meth:`offer` run first, through the whole predictor,
     and their results go back to the event loop. Nested passes do not nest again.
     """
@@ -109,22 +109,17 @@ class _Gate:
         self.installed = False
 
     def install(self, predictor: Any) -> bool:
-        """Wrap ``_run_batch`` of ``predictor`` and of its comment model, where they have one."""
+        """Set the ``before_pass`` hook of ``predictor`` and of its comment model, where
+        they have one (every :class:`~classifier.model.predictor.BatchPredictor` does)."""
         for model in (predictor, getattr(predictor, "comment_model", None)):
-            run = getattr(model, "_run_batch", None)
-            if model is None or run is None or not callable(run):
-                continue
-            model._run_batch = self._wrap(run)
-            self.installed = True
+            if model is not None and hasattr(model, "before_pass"):
+                model.before_pass = self._before_pass
+                self.installed = True
         return self.installed
 
-    def _wrap(self, run: Callable[..., Any]) -> Callable[..., Any]:
-        def gated(*args: Any, **kwargs: Any) -> Any:
-            if not getattr(self.local, "nested", False):
-                self._run_waiting()
-            return run(*args, **kwargs)
-
-        return gated
+    def _before_pass(self) -> None:
+        if not getattr(self.local, "nested", False):
+            self._run_waiting()
 
     def offer(self, piece: Piece) -> bool:
         """Hand ``piece`` to the running batch's next pass; False when no batch is running."""
