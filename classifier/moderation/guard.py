@@ -31,12 +31,12 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import Request
 
+from classifier.moderation.asgi import Receive, Send, send_json
 from classifier.moderation.auth import NEEDS_BODY
 from classifier.moderation.state import ServiceState
 from classifier.schema import json_problem
@@ -44,9 +44,6 @@ from classifier.schema import json_problem
 logger = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
 #: Path prefixes the guard protects: the hook's own API and Perspective's (``?key=`` too).
@@ -195,7 +192,7 @@ class Guard:
                 "detail": f"body: {message}",
                 "errors": [{"field": "body", "message": message, "type": kind}],
             }
-            await _reply_json(send_with_id, 422, payload)
+            await send_json(send_with_id, 422, payload)
             self._log(request_id, scope, status[0], started, "invalid")
             return
         # 5. Only now an in-flight slot.
@@ -298,7 +295,7 @@ class _TooLarge(Exception):
 async def _reply(
     send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    await _reply_json(send, status, {"detail": detail}, headers)
+    await send_json(send, status, {"detail": detail}, headers or ())
 
 
 async def _reply_overloaded(
@@ -311,27 +308,6 @@ async def _reply_overloaded(
     """503 with Retry-After: 1, naming what is full and its limit."""
     detail = f"overloaded: {count} {what} (limit {limit}); retry after 1 s"
     await _reply(send, 503, detail, [(b"retry-after", b"1"), *(headers or [])])
-
-
-async def _reply_json(
-    send: Send,
-    status: int,
-    payload: dict[str, Any],
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 # --------------------------------------------------------------------------- per request

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from classifier.labels import PERSPECTIVE_ATTRIBUTES
 from classifier.moderation.answers import spans_for_reason
+from classifier.moderation.asgi import Receive, Send, send_json
 from classifier.moderation.feedback import VERDICT_GOLD
 from classifier.moderation.schemas import ArticleIn
 from classifier.moderation.state import CommentInput
@@ -605,8 +606,6 @@ def discovery_document(root_url: str, version: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- errors, in Google's shape
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 #: Our status -> Google's (code, status). Authentication is 403 PERMISSION_DENIED, as
 #: Perspective answers a bad key; the hook's 413/422 are 400 INVALID_ARGUMENT; every
@@ -623,6 +622,8 @@ _GOOGLE: Final[dict[int, tuple[int, str]]] = {
     429: (429, "RESOURCE_EXHAUSTED"),
 }
 #: Headers an error keeps when it is rewritten (the rest are the new body's).
+#: Google answers JSON with its charset named.
+_GOOGLE_JSON = b"application/json; charset=UTF-8"
 _KEPT: Final = frozenset({b"retry-after", b"connection", b"x-request-id"})
 
 
@@ -690,7 +691,7 @@ class GoogleErrors:
                 body = PerspectiveError(
                     503, "UNAVAILABLE", f"the request failed (request {request_id}); retry later"
                 ).body()
-                await _send_json(send, 503, body, [(b"retry-after", b"1")])
+                await send_json(send, 503, body, [(b"retry-after", b"1")], _GOOGLE_JSON)
 
     @staticmethod
     async def _send_google(send: Send, start: dict[str, Any], body: bytes) -> None:
@@ -700,22 +701,4 @@ class GoogleErrors:
             payload = {"detail": body.decode("utf-8", "replace")[:200]}
         code, google = google_error(start["status"], payload)
         kept = [(k, v) for k, v in start.get("headers", []) if k.lower() in _KEPT]
-        await _send_json(send, code, google, kept)
-
-
-async def _send_json(
-    send: Send, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]]
-) -> None:
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json; charset=UTF-8"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+        await send_json(send, code, google, kept, _GOOGLE_JSON)
