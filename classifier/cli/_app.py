@@ -113,6 +113,14 @@ class OutFormat(str, Enum):
     parquet = "parquet"
 
 
+def needs_train_extra(what: str, exc: ImportError) -> typer.BadParameter:
+    """The usage error of a command whose training imports are missing (``exc``): ``what``
+    ("training", "calibrating", ...) needs the train extra, and how to install it."""
+    return typer.BadParameter(
+        f"{what} needs the train extra ({exc.name} is missing): pip install 'threadguard[train]'"
+    )
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"threadguard {__version__} (shipped model {DEFAULT_MODEL_VERSION})")

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from classifier.cli._app import app
+from classifier.cli._app import app, needs_train_extra
 
 
 def _label_values(values: list[str], what: str, option: str) -> tuple[dict[str, str], str | None]:
@@ -106,9 +106,7 @@ def evaluate(
         from training.metrics import CalibrationTarget
         from training.report import summary_table
     except ImportError as exc:
-        raise typer.BadParameter(
-            f"evaluation needs the train extra ({exc.name} is missing): pip install 'threadguard[train]'"
-        ) from None
+        raise needs_train_extra("evaluation", exc) from None
     per_label, every = _label_values(threshold or [], "T or LABEL=T", "--threshold")
     try:
         label_thresholds = {k: float(v) for k, v in per_label.items()}

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from classifier.cli._app import app
+from classifier.cli._app import app, needs_train_extra
 
 
 @app.command()
@@ -36,9 +36,7 @@ def train(
         from training.config import load_config
         from training.trainer import train as run_training
     except ImportError as exc:
-        raise typer.BadParameter(
-            f"training needs the train extra ({exc.name} is missing): pip install 'threadguard[train]'"
-        ) from None
+        raise needs_train_extra("training", exc) from None
     try:
         recipe = load_config(config, set_ or [])
     except (OSError, ValueError) as exc:
@@ -90,9 +88,7 @@ def fit_offsets(
     try:
         from training.offsets import fit_stance_offsets
     except ImportError as exc:
-        raise typer.BadParameter(
-            f"fitting needs the train extra ({exc.name} is missing): pip install 'threadguard[train]'"
-        ) from None
+        raise needs_train_extra("fitting", exc) from None
     try:
         records = fit_stance_offsets(
             model,
@@ -186,9 +182,7 @@ def calibrate(
     try:
         from training.calibrate import NEWS_DEV, fit_calibration, fit_span_threshold
     except ImportError as exc:
-        raise typer.BadParameter(
-            f"calibrating needs the train extra ({exc.name} is missing): pip install 'threadguard[train]'"
-        ) from None
+        raise needs_train_extra("calibrating", exc) from None
     try:
         saved = fit_calibration(model, tuple(dataset or NEWS_DEV), data_root=data_root)
     except (ValueError, FileNotFoundError) as exc:
@@ -228,9 +222,7 @@ def _calibrate_feedback(
         from training.feedback import fit_feedback_policy
         from training.metrics import CalibrationTarget
     except ImportError as exc:
-        raise typer.BadParameter(
-            f"calibrating needs the train extra ({exc.name} is missing): pip install 'threadguard[train]'"
-        ) from None
+        raise needs_train_extra("calibrating", exc) from None
     try:
         target = CalibrationTarget.parse(target_text)
     except ValueError as exc:
