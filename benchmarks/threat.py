@@ -97,14 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    loaded = load_predictor(args.model, backend=args.backend)
-    # a two-pass model scores toxicity with its comment model (the comment read alone)
-    predictor = loaded.comment_model or loaded
+    predictor = load_predictor(args.model, backend=args.backend)
     if "threat" not in predictor.toxicity_labels:
         parser.error("the model has no threat label")
     column = predictor.toxicity_labels.index("threat")
-    results: dict[str, Any] = {"model": loaded.model_version, "splits": {}}
-    print(f"threat of {loaded.model_version} ({args.backend})")
+    results: dict[str, Any] = {"model": predictor.model_version, "splits": {}}
+    print(f"threat of {predictor.model_version} ({args.backend})")
     print(
         "| split | n (threats) | ROC-AUC | ECE | precision at 0.5 | recall at 0.5 | "
         f"precision at {args.reject} | recall at {args.reject} |"

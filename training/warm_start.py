@@ -20,7 +20,7 @@ from torch import nn
 
 from classifier.model.constants import CONFIG_FILE
 from classifier.model.network import ThreadguardModel
-from classifier.model.serialization import DELTA_FILE, HEADS_FILE, lora_layers, unwrap_encoder
+from classifier.model.serialization import DELTA_FILE, HEADS_FILE, lora_layers, plain_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,7 @@ def warm_start(model: ThreadguardModel, path: str | Path) -> None:
                     f"the recipe's LoRA {tuple(target.shape)} (a different rank?)"
                 )
             target.copy_(source)
-    plain = unwrap_encoder(model.encoder)
-    state = {n.replace(".base_layer.", "."): t for n, t in plain.state_dict().items()}
+    state = plain_state_dict(model.encoder)  # shares storage with the parameters
     for name in meta["delta"]["overwritten"]:
         state[name].copy_(tensors[f"tensor.{name}"])
     heads = load_file(str(path / HEADS_FILE))
