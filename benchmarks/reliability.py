@@ -43,6 +43,9 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import load as hook_load  # benchmarks/load.py: the hook's start, readiness and stop
+
 CLI = [sys.executable, "-c", "from classifier.cli import app; app(prog_name='threadguard')"]
 TOKEN = "reliability-benchmark-token"
 
@@ -290,18 +293,10 @@ def part_two(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     auth = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
     report: dict[str, Any] = {"attacks": []}
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"the server exited: see {tmp / 'serve.log'}")
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not get ready")
-            time.sleep(0.2)
+        try:
+            hook_load.wait_ready(url, server, timeout=300)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: see {tmp / 'serve.log'}") from None
         client = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=512))
         failures: Counter[str] = Counter()
 
@@ -480,18 +475,10 @@ def heavy_request(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     heavy_body = {"comments": [{"text": text} for _ in range(args.heavy_comments)]}
     report: dict[str, Any] = {}
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"the server exited: see {tmp / 'heavy.log'}")
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not get ready")
-            time.sleep(0.2)
+        try:
+            hook_load.wait_ready(url, server, timeout=300)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: see {tmp / 'heavy.log'}") from None
         client = httpx.Client(timeout=60, headers=auth)
         quiet = []
         for _ in range(40):
