@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.scripts import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 
-def _load(name: str):  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        f"bench_{name}", ROOT / "benchmarks" / f"{name}.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_load("speed")  # the script; it puts benchmarks/ on sys.path for its parts, the _speed package
+load_benchmark(
+    "speed"
+)  # the script; it puts benchmarks/ on sys.path for its parts, the _speed package
 speed_report = importlib.import_module("_speed.report")
 speed_systems = importlib.import_module("_speed.systems")
 speed_workload = importlib.import_module("_speed.workload")
@@ -70,7 +62,7 @@ def test_thread_position_reads_the_adapters_fields() -> None:
     """Source post, direct reply and reply to a reply, as the RumourEval adapter builds them."""
     from training.corpora import read_corpus
 
-    thread_position = _load("thread_position")
+    thread_position = load_benchmark("thread_position")
     rows = {
         row["id"]: row
         for split in read_corpus("rumoureval2019", ROOT / "tests/fixtures/corpora").splits.values()
@@ -84,7 +76,7 @@ def test_thread_position_reads_the_adapters_fields() -> None:
     assert list(where) == ["source", "direct", "deeper", "source", "direct"]
 
 
-policy_thresholds = _load("policy_thresholds")
+policy_thresholds = load_benchmark("policy_thresholds")
 
 
 def test_hold_figures_count_what_a_threshold_holds() -> None:
@@ -100,7 +92,7 @@ def test_hold_figures_count_what_a_threshold_holds() -> None:
     )
 
 
-seed_ensemble = _load("seed_ensemble")
+seed_ensemble = load_benchmark("seed_ensemble")
 
 
 def test_seed_ensemble_averages_members_before_scoring() -> None:

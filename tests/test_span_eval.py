@@ -6,11 +6,8 @@ constructiveness heads."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -24,6 +21,7 @@ from classifier.model.loading import load_predictor
 from classifier.model.network import ThreadguardModel
 from classifier.model.spans import span_chars, span_f1
 from tests.conftest import span_config
+from tests.scripts import load_benchmark
 from training.bootstrap import binary_scores, characteristic_target, constructive_metrics
 from training.report_tables import highlight
 from training.span_eval import (
@@ -44,17 +42,6 @@ from training.span_eval import (
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
 runner = CliRunner()
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        f"bench_{name}", ROOT / "benchmarks" / f"{name}.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _chars(text: str, *pieces: str) -> tuple[int, ...]:
@@ -299,7 +286,7 @@ def _span_root(tmp_path: Path) -> Path:
 
 
 def test_span_benchmark_on_a_tiny_model(span_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    spans = _load("spans")
+    spans = load_benchmark("spans")
     root = _span_root(tmp_path)
     results = spans.run(str(span_folder), "torch", None, 50, str(root))
     systems = results["systems"]
@@ -359,7 +346,7 @@ def _c3_root(tmp_path: Path) -> Path:
 
 
 def test_constructive_benchmark_on_a_tiny_model(span_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    constructive = _load("constructive")
+    constructive = load_benchmark("constructive")
     root = _c3_root(tmp_path)
     results = constructive.run(str(span_folder), "torch", 50, str(root))
     scorers = results["scorers"]
