@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from fastapi import HTTPException
 
+from classifier.model.constants import WINDOW_OVERLAP
 from classifier.model.loading import load_predictor
+from classifier.model.replies import item_field
 from classifier.moderation.auth import Credentials
 from classifier.moderation.batching import MicroBatcher
 from classifier.moderation.feedback import FeedbackStore
@@ -44,7 +46,7 @@ logger = logging.getLogger(__name__)
 #: Tokens in one window of the model's input; a comment is read in windows of this size.
 WINDOW_TOKENS = 256
 #: Tokens a window moves on by (its overlap with the one before read again).
-WINDOW_STEP = 240
+WINDOW_STEP = WINDOW_TOKENS - WINDOW_OVERLAP
 #: Characters counted a token when estimating a comment's windows without tokenising it
 #: (English runs about 4.5 characters a token; 3 keeps dense text from being undercounted).
 CHARS_PER_TOKEN = 3
@@ -54,14 +56,9 @@ def item_cost(item: CommentItem) -> int:
     """The model work ``item`` asks for, in tokens: one window for the stance pass, and
     each window its text is read in for toxicity, estimated from its length (counting
     needs no tokenizer, so the event loop never tokenises a megabyte to refuse it)."""
-    tokens = -(-len(str(item_field_text(item))) // CHARS_PER_TOKEN)
+    tokens = -(-len(item_field(item, "text")) // CHARS_PER_TOKEN)
     windows = max(1, -(-max(0, tokens - WINDOW_TOKENS) // WINDOW_STEP) + 1)
     return (1 + windows) * WINDOW_TOKENS
-
-
-def item_field_text(item: Any) -> str:
-    """The comment text of a model input (a mapping or an object with ``text``)."""
-    return str(item.get("text", "") if isinstance(item, dict) else getattr(item, "text", ""))
 
 
 WARMUP_ITEMS: list[CommentItem] = [
