@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from classifier.model.loading import load_predictor
-from training.bootstrap import bootstrap_indices, percentile_ci, roc_auc_resampled
+from training.bootstrap import binary_scores, bootstrap_indices, percentile_ci
 from training.corpora import load_corpus
 from training.metrics import expected_calibration_error
 
@@ -42,40 +41,44 @@ SPLITS: tuple[tuple[str, str], ...] = (
 )
 
 
-def threshold_figures(
-    y: np.ndarray, prob: np.ndarray, threshold: float, idx: np.ndarray
-) -> dict[str, Any]:
-    """Precision and recall of ``prob >= threshold``, with bootstrap intervals over ``idx``."""
-    flagged = prob >= threshold
-    tp = float((flagged & (y == 1)).sum())
-    precision = tp / flagged.sum() if flagged.any() else float("nan")
-    recall = tp / (y == 1).sum() if (y == 1).any() else float("nan")
-    f, g = flagged[idx], (y[idx] == 1)
-    tps = (f & g).sum(axis=1)
+def _precision_recall(flagged: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall per row of ``flagged`` and ``positive`` [B, n] (NaN where
+    nothing is flagged, or nothing is positive)."""
+    tp = (flagged & positive).sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        p_s = np.where(f.sum(axis=1) > 0, tps / f.sum(axis=1), np.nan)
-        r_s = np.where(g.sum(axis=1) > 0, tps / g.sum(axis=1), np.nan)
-    return {
-        "threshold": threshold,
-        "flagged": int(flagged.sum()),
-        "precision": precision,
-        "precision_ci": percentile_ci(p_s),
-        "recall": recall,
-        "recall_ci": percentile_ci(r_s),
-    }
+        precision = np.where(flagged.sum(axis=-1) > 0, tp / flagged.sum(axis=-1), np.nan)
+        recall = np.where(positive.sum(axis=-1) > 0, tp / positive.sum(axis=-1), np.nan)
+    return precision, recall
 
 
 def measure(
     prob: np.ndarray, y: np.ndarray, thresholds: tuple[float, ...], n_resamples: int, seed: int
 ) -> dict[str, Any]:
-    """The figures of one split: n, positives, AUC [CI], ECE, and per threshold P and R."""
-    idx = np.concatenate(list(bootstrap_indices(len(y), n_resamples, seed)))
+    """The figures of one split: n, positives, AUC [CI] (:func:`binary_scores`), ECE, and
+    per threshold the precision and recall [CI] on the same resamples."""
+    scores = binary_scores(y, prob, n_resamples=n_resamples, seed=seed)
     out: dict[str, Any] = {"n": len(y), "positives": int(y.sum())}
-    if 0 < y.sum() < len(y):
-        out["auc"] = float(roc_auc_score(y, prob))
-        out["auc_ci"] = percentile_ci(roc_auc_resampled(y, prob, idx))
+    if scores["roc_auc"] is not None:
+        out["auc"], out["auc_ci"] = scores["roc_auc"], scores["roc_auc_ci"]
     out["ece"] = expected_calibration_error(y, prob)
-    out["thresholds"] = [threshold_figures(y, prob, t, idx) for t in thresholds]
+    positive = y == 1
+    samples: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in thresholds]
+    for idx in bootstrap_indices(len(y), n_resamples, seed):
+        for k, t in enumerate(thresholds):
+            samples[k].append(_precision_recall((prob >= t)[idx], positive[idx]))
+    out["thresholds"] = []
+    for k, t in enumerate(thresholds):
+        precision, recall = _precision_recall(prob >= t, positive)
+        out["thresholds"].append(
+            {
+                "threshold": t,
+                "flagged": int((prob >= t).sum()),
+                "precision": float(precision),
+                "precision_ci": percentile_ci(np.concatenate([p for p, _ in samples[k]])),
+                "recall": float(recall),
+                "recall_ci": percentile_ci(np.concatenate([r for _, r in samples[k]])),
+            }
+        )
     return out
 
 

@@ -322,3 +322,23 @@ def test_threat_is_calibrated_on_its_own_dev_splits(
     assert saved["dev"]["threat"]["n"] == 120  # the two threat corpora, not the news ones
     assert saved["dev"]["toxicity"]["n"] == 180
     assert saved["dev"]["threat"]["ece_after"] < saved["dev"]["threat"]["ece_before"]
+
+
+def test_threat_benchmark_figures_match_sklearn() -> None:
+    import numpy as np
+    from sklearn.metrics import precision_score, recall_score, roc_auc_score
+
+    from tests.scripts import load_benchmark
+
+    threat = load_benchmark("threat")
+    rng = np.random.default_rng(0)
+    y = (rng.random(500) < 0.1).astype(int)
+    prob = np.clip(0.4 * y + rng.random(500) * 0.6, 0, 1)
+    found = threat.measure(prob, y, (0.5, 0.99), 100, 13)
+    assert found["auc"] == pytest.approx(roc_auc_score(y, prob))
+    at_half, at_top = found["thresholds"]
+    assert at_half["precision"] == pytest.approx(precision_score(y, prob >= 0.5))
+    assert at_half["recall"] == pytest.approx(recall_score(y, prob >= 0.5))
+    lo, hi = at_half["recall_ci"]
+    assert lo <= at_half["recall"] <= hi
+    assert at_top["flagged"] == 0 and np.isnan(at_top["precision"])  # nothing flagged
