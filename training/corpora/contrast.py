@@ -16,7 +16,24 @@ negated_positive       hate said by negating something positive about a group   
 obfuscated_insult      an insult spelled to dodge a filter (leet, spaces, typos)   toxic
 threat                 a plain threat to a person, composed from parts             threat
 violence_mention       violence reported, idioms, fiction: no one is threatened    benign
+veiled_threat          a threat left unsaid ("I know where you live")              threat
+veiled_twin            the same words where no one is threatened                   benign
+harm_call              a call or wish for violence against a person                threat
+harm_call_twin         the same callers asking for something harmless              benign
+group_harm             a call for violence against a group                         threat
+reported_threat        a threat quoted in order to report or reject it             benign
+conditional_threat     a threat under a condition ("come near us again and ...")   threat
+positive_twin          each negated_positive template said positively              benign
+implicit_derogation    a group demeaned by stereotype or insinuation, no slur      toxic
+derogation_twin        the same subject, said fairly                               benign
+profanity              swearing that abuses no one                                 obscene
+spam                   scams, link drops and advertising posted as comments        spam
+spam_twin              comments about money, work or links that are not spam       benign
 =====================  ==========================================================  =========
+
+The kinds after ``violence_mention`` (v0.6.1, issue 41's second attempt) come in *minimal
+pairs*: a twin shares its source's words and its split, so the model sees, in train and in
+dev alike, the same words once with intent and once without.
 
 Benign rows carry ``spans = []`` (annotated, with no toxic span): the span head learns that
 an identity term alone is not a reason. Toxic rows leave spans unknown.
@@ -70,6 +87,9 @@ _NONE = {
 _HATE = {"toxicity": 1.0, "identity_attack": 1.0, "threat": 0.0}
 _INSULT = {"toxicity": 1.0, "insult": 1.0, "identity_attack": 0.0, "threat": 0.0}
 _THREAT = {"toxicity": 1.0, "threat": 1.0, "severe_toxicity": 1.0, "identity_attack": 0.0}
+_GROUP_THREAT = {"toxicity": 1.0, "threat": 1.0, "severe_toxicity": 1.0, "identity_attack": 1.0}
+_PROFANE = {"obscene": 1.0, "insult": 0.0, "identity_attack": 0.0, "threat": 0.0}
+_SPAM = {"spam": 1.0, **_NONE}
 
 # {g}: the plural group ("Muslims"); {a}: its adjective ("Muslim").
 IDENTITY_NEUTRAL = (
@@ -229,6 +249,254 @@ VIOLENCE_MENTION = (
     "The article describes how the gang threatened witnesses.",
 )
 
+# ---- v0.6.1: minimal pairs. Each tuple is (source, twin): the twin keeps the source's words
+# and its split (the pair is split by the source's text).
+
+#: Threats that never name the act, each with a twin in which the same words harm no one.
+VEILED_THREATS = (
+    ("I know where you live.", "I know where you live: two streets from the new library."),
+    (
+        "You'd better watch your back from now on.",
+        "You'd better watch your back on the ice, the sidewalks are glazed this morning.",
+    ),
+    (
+        "It would be a shame if something happened to your kids.",
+        "It would be a shame if the kids' playground closed for the whole summer.",
+    ),
+    ("Your days are numbered, pal.", "Your days of free parking downtown are numbered, pal."),
+    (
+        "Sleep with one eye open tonight.",
+        "Sleep with the window open tonight, it's going to be warm.",
+    ),
+    ("You won't see it coming.", "You won't see the twist coming in the last chapter."),
+    (
+        "Nice house you have. Shame if it caught fire one night.",
+        "Nice house you have. The fire inspector said the wiring is in great shape.",
+    ),
+    (
+        "I have your address now, and I'm coming over.",
+        "I have your address now, so I'll mail the signed petition over.",
+    ),
+    (
+        "People who write articles like this tend to disappear.",
+        "People who write articles like this tend to get invited on the radio.",
+    ),
+    (
+        "Keep it up and you'll end up in a ditch somewhere.",
+        "Keep driving like that in the snow and you'll end up in a ditch somewhere.",
+    ),
+    (
+        "Say that to my face and see what happens to you.",
+        "Say that to my face at the town hall and we can talk it through.",
+    ),
+    (
+        "Remember my name, because I'll be the last thing you see.",
+        "Remember my name, because I'll be running for council next year.",
+    ),
+    (
+        "I'd start checking under my car if I were you.",
+        "I'd start checking under my car for the cat if I were you; she hides there.",
+    ),
+    (
+        "We know which school your daughter goes to.",
+        "We know which school your daughter goes to; she won the spelling bee!",
+    ),
+    (
+        "Enjoy your last weekend, reporter.",
+        "Enjoy your last weekend before the election, reporter.",
+    ),
+    ("You're a dead man walking.", "You're a lucky man walking away from that crash."),
+    (
+        "Lock your doors tonight, I'm not done with you.",
+        "Lock your doors tonight, there have been break-ins on our street.",
+    ),
+    (
+        "Someone is going to make you pay for this, and soon.",
+        "Someone is going to make you pay for this parking ticket, and soon.",
+    ),
+)
+
+#: Calls for or wishes of violence against a person or a group (who acts is not the writer).
+HARM_CALLERS = (
+    "Someone needs to",
+    "Somebody should",
+    "I hope somebody comes and",
+    "Wish someone would",
+    "Honestly, people should",
+    "I pray that someone will",
+    "It's time for someone to",
+)
+HARM_ACTS_PERSON = (
+    "shoot this journalist",
+    "beat the author of this article senseless",
+    "put the mayor six feet under",
+    "break the commenter's legs",
+    "hang that traitor",
+    "burn down this editor's house",
+    "run that cyclist off the road on purpose",
+    "stab the guy who wrote this",
+    "drag the senator into the street and beat him",
+    "put a bullet in the columnist",
+    "string up the judge",
+    "torch the councillor's car",
+)
+#: What the same callers ask for when no one is to be hurt (harm_call's twins).
+HARM_CALLER_TWIN_ACTS = (
+    "fix the potholes on Main Street", "give this journalist an award",
+    "check on the elderly neighbours during the storm", "fact-check the mayor's numbers",
+    "take the senator's proposal seriously", "buy the columnist a coffee",
+    "shoot a documentary about this town", "beat the mayor in the next election",
+    "kill this awful bill in committee", "hang the new mural in the library",
+)  # fmt: skip
+#: Threats quoted to report or reject them, each filled with a THREAT_ACTS act: no one is
+#: threatened by the writer (counter-speech about threats).
+REPORTED_THREATS = (
+    'He was arrested after yelling "I will {act}" at a cashier.',
+    'Writing "I\'m going to {act}" to a reporter is a crime, and the court agreed.',
+    'The troll who told her "I will {act}" has been banned. Good.',
+    'If someone messages you "I will {act}", call the police.',
+    "Nobody should have to read 'I will {act}' in their inbox because of an article.",
+    "My sister got a note saying 'we will {act}'. The police are investigating.",
+)
+GROUP_HARM = (
+    "{g} should all be lined up and shot.",
+    "Round up the {g} and burn their homes.",
+    "Every {a} in this town deserves a rope.",
+    "Somebody should start killing {g} before they take over.",
+    "I hope the {g} get what's coming to them, a bullet each.",
+    "Time to wipe out the {g}, once and for all.",
+    "Gas the {g}.",
+    "If I see a {a} family on my street I'll beat them until they leave.",
+)
+
+#: Threats with a condition, each to be filled with a THREAT_ACTS act.
+CONDITIONAL_THREATS = (
+    "Come near my family again and I will {act}.",
+    "One more article like this and I'll {act}.",
+    "If you show up at the meeting, I will {act}.",
+    "Post my name one more time and I'm going to {act}.",
+    "Touch my fence again and I swear I'll {act}.",
+    "If that bill passes, I will {act}.",
+    "Write one more lie about my son and I'll {act}.",
+    "Keep this up and one night I will {act}.",
+    "Show your face in this town again and I'll {act}.",
+    "If the paper prints my address, I swear I will {act}.",
+    "Mess with my kids again and I'm going to {act}.",
+)
+
+#: Each negated_positive template, said positively: the same words, no hate.
+POSITIVE_TWINS = {
+    "{g} are not human beings in any sense that matters.": "{g} are human beings in every sense that matters.",
+    "I don't think {g} deserve any respect.": "I think {g} deserve respect like anyone.",
+    "{g} will never be real citizens of this country.": "{g} are real citizens of this country.",
+    "No {a} person has ever contributed anything of value.": "{a} people have contributed a great deal of value here.",
+    "{g} are not capable of honest work.": "{g} do honest work in every trade in this town.",
+    "I would never trust a {a} person with anything.": "I would trust my {a} neighbour with anything.",
+    "{g} don't deserve to live among decent people.": "{g} are decent people and good neighbours.",
+    "There is nothing good about {g}, nothing at all.": "There is so much good about {g}, it's a shame the article missed it.",
+    "{g} are not welcome here and never will be.": "{g} are welcome here, always.",
+    "I can't think of a single {a} person who isn't a liar.": "I can't think of a single {a} person I know who isn't kind.",
+    "{g} have no right to raise children.": "{g} have every right to raise children.",
+    "Not one of these {g} belongs in our country.": "Every one of these {g} belongs in our country.",
+}
+
+#: Groups demeaned by stereotype, insinuation or "just asking", with no slur; each with a
+#: twin that talks about the same thing fairly.
+IMPLICIT_DEROGATION = (
+    ("{g} always play the victim.", "{g} have been the victims of real discrimination here."),
+    (
+        "Funny how every neighbourhood gets worse once the {g} move in.",
+        "Funny how every neighbourhood gets livelier once the new bakery moves in.",
+    ),
+    (
+        "Let's be honest, {g} just aren't cut out for leadership.",
+        "Let's be honest, {g} have led this city well for decades.",
+    ),
+    ("Of course the {a} guy was late again.", "Of course the bus was late again."),
+    ("{g} only care about money, we all know it.", "{g} care about the same things we all do."),
+    (
+        "Another {a} doctor? I'd ask for a real one.",
+        "Another {a} doctor joined the clinic, and the waiting list is finally shrinking.",
+    ),
+    (
+        "{g} breed faster than we can build schools.",
+        "Families of every background need more schools here.",
+    ),
+    (
+        "Nothing against {g}, but they are simply less intelligent.",
+        "Nothing against the plan, but the budget is simply too small.",
+    ),
+    (
+        "{g} are fine as long as they stay in their own part of town.",
+        "{g} live in every part of town, and the council should listen to them.",
+    ),
+    ("Why do {g} always need special treatment?", "Why do the buses always skip my stop?"),
+    (
+        "I'm not racist, but {g} bring crime wherever they go.",
+        "The data shows {g} do not bring crime wherever they go.",
+    ),
+    ("{g} are a burden we carry for them.", "{g} pay the same taxes we all do."),
+    ("You can always tell a {a} by the smell.", "You can always tell a good bakery by the smell."),
+    ("{g} should be grateful we even let them in.", "{g} enrich this country and we are grateful."),
+    ("Typical, another {a} on welfare.", "Typical, another pothole on Main Street."),
+    (
+        "{g} are basically children; they can't govern themselves.",
+        "{g} govern their own communities, as they have for centuries.",
+    ),
+)
+
+#: Swearing aimed at no one: a moderator's policy decides on it, not a judgement of intent.
+PROFANITY = (
+    "This fucking weather is killing my tomatoes.",
+    "Holy shit, what a game last night.",
+    "Damn it, the bridge is closed again.",
+    "What the hell is going on with property taxes?",
+    "Fuck, I forgot to vote early.",
+    "That's some bullshit pricing on the new stadium.",
+    "Shit happens, the council will fix it next year.",
+    "Goddamn potholes on every street.",
+    "This is a fucking great article, thank you.",
+    "Crap, the ferry is cancelled again.",
+    "Pissed that the library hours got cut.",
+    "The traffic is a total shitshow today.",
+    "Well, fuck me, the Leafs actually won.",
+    "That budget is a goddamn mess.",
+)
+
+#: Spam posted as comments: offers, link drops, fake testimonials. {n} an amount.
+SPAM = (
+    "Make ${n} a week from your couch! Ask me how, link in my profile.",
+    "I quit my job after finding this site: {site}. You can too.",
+    "Great article. Visit {site} for the cheapest replica watches online.",
+    "My aunt earns ${n} monthly doing simple online tasks. Check {site}",
+    "Crypto doubled my savings in 3 days!!! DM me for the secret strategy.",
+    "FREE iPhone giveaway, just enter your details at {site}",
+    "Lose 20 pounds in 2 weeks with this one trick: {site}",
+    "Hot singles in your area are waiting: {site}",
+    "Need a loan fast? No credit check, approval in minutes at {site}",
+    "Buy followers and likes cheap, instant delivery, {site}",
+    "I make ${n} per hour working online from home. Start here: {site}",
+    "Best essay writing service, 50% off today only at {site}",
+    "Click here to claim your prize: {site}",
+    "Investment opportunity: guaranteed {n}% returns, message me now.",
+)
+SPAM_SITES = ("www.easy-cash-now.biz", "bit.ly/3xYz9Q", "homejobs4u.net", "tinyurl.com/win-big",
+              "best-deals-online.shop", "www.earnfast.club")  # fmt: skip
+SPAM_AMOUNTS = ("500", "8,000", "97", "300", "12,450", "85")
+#: Comments about money, work, links or offers that are not spam.
+SPAM_TWINS = (
+    "I've worked from home for three years and honestly earn less than at the office.",
+    "The article's link to the budget documents is broken, can the editors fix it?",
+    "The city's own site has the full report: search for the 2026 transit plan.",
+    "My aunt lost $8,000 to an online 'investment' like the ones described here.",
+    "Crypto scams like this one are why I tell my parents to never click links in emails.",
+    "A free tax clinic runs at the library every Saturday, worth knowing about.",
+    "Anyone know whether the new jobs at the plant pay more than $20 an hour?",
+    "I'd like to see the paper cover payday loans; they trap people here.",
+    "The giveaway in the story was a scam; the police say never enter your details.",
+    "Great article. I shared it with my book club.",
+)
+
 _LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
 
 
@@ -240,10 +508,13 @@ class Template:
     text: str
     labels: dict[str, float]
     benign: bool
+    #: The source template of a twin: a minimal pair shares its source's split.
+    pair: str = ""
 
     @property
     def split(self) -> str:
-        return "dev" if hash_fraction(self.text, salt="contrast") < DEV_SHARE else "train"
+        key = self.pair or self.text
+        return "dev" if hash_fraction(key, salt="contrast") < DEV_SHARE else "train"
 
 
 def obfuscations(text: str, rng: random.Random) -> list[str]:
@@ -279,6 +550,29 @@ def templates() -> list[Template]:
         out.extend(Template(kind, text, labels, benign) for text in texts)
     out.extend(Template("obfuscated_insult", text, _INSULT, False) for text in INSULTS)
     out.extend(Template("threat", f"{o} {{act}}", _THREAT, False) for o in THREAT_OPENERS)
+    # v0.6.1: minimal pairs and the kinds v0.6 had no data for
+    for source, twin in VEILED_THREATS:
+        out.append(Template("veiled_threat", source, _THREAT, False))
+        out.append(Template("veiled_twin", twin, _NONE, True, pair=source))
+    out.extend(Template("harm_call", f"{c} {{act}}", _THREAT, False) for c in HARM_CALLERS)
+    out.extend(
+        Template("harm_call_twin", f"{c} {{act}}", _NONE, True, pair=f"{c} {{act}}")
+        for c in HARM_CALLERS
+    )
+    out.extend(Template("group_harm", text, _GROUP_THREAT, False) for text in GROUP_HARM)
+    out.extend(Template("reported_threat", t, _NONE, True) for t in REPORTED_THREATS)
+    out.extend(Template("conditional_threat", t, _THREAT, False) for t in CONDITIONAL_THREATS)
+    out.extend(
+        Template("positive_twin", twin, _NONE, True, pair=source)
+        for source, twin in POSITIVE_TWINS.items()
+    )
+    for source, twin in IMPLICIT_DEROGATION:
+        out.append(Template("implicit_derogation", source, _HATE, False))
+        out.append(Template("derogation_twin", twin, _NONE, True, pair=source))
+    out.extend(Template("profanity", text, _PROFANE, False) for text in PROFANITY)
+    # spam has no toxic span: ``benign`` (spans = []) holds for it
+    out.extend(Template("spam", text, _SPAM, True) for text in SPAM)
+    out.extend(Template("spam_twin", text, _NONE, True) for text in SPAM_TWINS)
     return out
 
 
@@ -296,9 +590,28 @@ def generate(seed: int = SEED) -> Iterator[tuple[Template, str]]:
             for act in rng.sample(THREAT_ACTS, 8)
         ],
         "violence_mention": lambda t: [t.text],
+        "veiled_threat": lambda t: [t.text],
+        "veiled_twin": lambda t: [t.text],
+        "harm_call": lambda t: [
+            t.text.format(act=act) + "." for act in rng.sample(HARM_ACTS_PERSON, 6)
+        ],
+        "harm_call_twin": lambda t: [
+            t.text.format(act=act) + "." for act in rng.sample(HARM_CALLER_TWIN_ACTS, 4)
+        ],
+        "reported_threat": lambda t: [t.text.format(act=act) for act in rng.sample(THREAT_ACTS, 6)],
+        "conditional_threat": lambda t: [
+            t.text.format(act=act) for act in rng.sample(THREAT_ACTS, 6)
+        ],
+        "profanity": lambda t: [t.text],
+        "spam": lambda t: [
+            t.text.format(site=rng.choice(SPAM_SITES), n=rng.choice(SPAM_AMOUNTS)) for _ in range(3)
+        ],
+        "spam_twin": lambda t: [t.text],
     }
     for template in templates():
         fill = fillers.get(template.kind)
+        if fill is None and "{g}" not in template.text and "{a}" not in template.text:
+            fill = fillers["violence_mention"]  # a twin that names no group: once
         if fill is not None:
             for sentence in fill(template):
                 yield template, _capitalise(sentence)
