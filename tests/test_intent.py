@@ -55,7 +55,30 @@ def test_contrast_labels_follow_intent_not_words() -> None:
     assert threat["spans"] == ""  # toxic rows leave spans unknown
     hate = next(r for r in rows.values() if r["group"] == "identity_hate")
     assert hate["identity_attack"] == 1.0 and hate["toxicity"] == 1.0
-    assert all(r["spam"] == -1.0 for r in rows.values())  # spam: not this corpus's to say
+    # spam: said only of the spam kind (and of its twins, by the recipe's assume)
+    assert {r["spam"] for r in rows.values() if r["group"] == "spam"} == {1.0}
+    assert all(r["spam"] == -1.0 for r in rows.values() if r["group"] != "spam")
+
+
+def test_contrast_twins_share_their_source_split_and_differ_in_intent() -> None:
+    """v0.6.1's minimal pairs: a twin keeps its source's words and split, not its labels."""
+    sources = {t.text: t for t in templates() if not t.pair}
+    twins = [t for t in templates() if t.pair]
+    assert {t.kind for t in twins} >= {"veiled_twin", "positive_twin", "derogation_twin"}
+    for twin in twins:
+        source = sources[twin.pair]
+        assert twin.split == source.split, twin.text
+        assert twin.benign and not source.benign, twin.text
+    rows = _contrast_rows()
+    welcome = [r for r in rows if r["group"] == "positive_twin" and "are welcome here" in r["text"]]
+    assert welcome and all(r["toxicity"] == 0.0 and r["spans"] == "[]" for r in welcome)
+    veiled = {r["text"]: r for r in rows if r["group"] in ("veiled_threat", "veiled_twin")}
+    assert veiled["I know where you live."]["threat"] == 1.0
+    assert veiled["I know where you live: two streets from the new library."]["threat"] == 0.0
+    for kind in ("group_harm", "harm_call", "conditional_threat"):
+        assert {r["threat"] for r in rows if r["group"] == kind} == {1.0}, kind
+    assert {r["threat"] for r in rows if r["group"] == "reported_threat"} == {0.0}
+    assert {r["identity_attack"] for r in rows if r["group"] == "implicit_derogation"} == {1.0}
 
 
 def test_obfuscations_change_one_word_four_ways() -> None:
@@ -318,8 +341,12 @@ def test_threat_is_calibrated_on_its_own_dev_splits(
     saved = calibrate.fit_calibration(tmp_path / "model")
     assert set(saved["labels"]) == {"toxicity", "threat"}
     assert saved["label_fitted_on"]["toxicity"] == [f"{c}:dev" for c in calibrate.NEWS_DEV]
-    assert saved["label_fitted_on"]["threat"][-2:] == ["news_threats:dev", "gab_hate:dev"]
-    assert saved["dev"]["threat"]["n"] == 120  # the two threat corpora, not the news ones
+    assert saved["label_fitted_on"]["threat"][-3:] == [
+        "news_threats:dev",
+        "gab_hate:dev",
+        "contrast:dev",
+    ]
+    assert saved["dev"]["threat"]["n"] == 180  # the three threat corpora, not the news ones
     assert saved["dev"]["toxicity"]["n"] == 180
     assert saved["dev"]["threat"]["ece_after"] < saved["dev"]["threat"]["ece_before"]
 
