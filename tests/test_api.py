@@ -64,8 +64,18 @@ def test_threads_are_scored_as_the_cli_scores_them(tg: classifier.Threadguard) -
         assert set(row["constructive"]) == set(CONSTRUCTIVE_LABELS)  # every comment scored
         for span in row["spans"]:
             assert 0 <= span["start"] < span["end"] <= len(row["text"])
-    # the reasoned replies of the seeds are featured, and no seed comment is held
-    assert {r["decision"] for r in rows if isinstance(r, dict)} <= {"feature", "approve"}
+    # the reasoned replies of the seeds are featured and none is rejected; since v0.6.1 (which
+    # learned implicit derogation) one comment is held for review, at the threshold: seed
+    # comment 2's "Muslim fighting muslim for power is nothing new. It goes back to the very
+    # start." (toxicity 0.52; MODEL_CARD.md, Limitations), with no span on the identity term
+    decisions = [r["decision"] for r in rows]
+    assert "feature" in decisions and "reject" not in decisions
+    held = [r for r in rows if r["decision"] == "review"]
+    assert [r["text"].split("\n")[-1][:34] for r in held] in (
+        [],
+        ["Muslim fighting muslim for power i"],
+    )
+    assert all(r["spans"] == [] for r in held)
 
 
 REASONED = (

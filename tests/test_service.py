@@ -919,14 +919,9 @@ def test_real_model_holds_or_rejects_clearly_toxic_comments(real_service: str, t
     "text",
     [
         "Check out my channel!!! Subscribe and click here http://bit.ly/free-gift-cards now",
-        pytest.param(
-            "Earn $500 a day working from home, visit www.easy-money.example to start today!!!",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="v0.6 regression: this work-from-home scam scores spam 0.09 (v0.5: over "
-                "0.8); MODEL_CARD.md, Limitations",
-            ),
-        ),
+        # v0.6's regression (spam 0.09); v0.6.1 trains on news-comment spam templates
+        # (training/corpora/contrast.py), among them work-from-home offers like this one
+        "Earn $500 a day working from home, visit www.easy-money.example to start today!!!",
     ],
 )
 def test_real_model_rejects_spam(real_service: str, text: str) -> None:
