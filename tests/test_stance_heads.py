@@ -72,7 +72,7 @@ def test_config_checks_the_heads(tiny_config: ModelConfig) -> None:
     assert (config.head_for("arc"), config.head_for("olid")) == ("claim", "comment")
     assert ModelConfig.from_dict(config.to_dict()) == config
     # a model that names no head has one, for every corpus, over all its classes
-    assert tiny_config.heads == (StanceHead("comment", (), tiny_config.stance_labels),)
+    assert tiny_config.heads == (StanceHead(name="comment", classes=tiny_config.stance_labels),)
 
 
 def test_comment_output_borrows_the_class_its_head_lacks(headed: ThreadguardModel) -> None:
