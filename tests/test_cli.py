@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from pathlib import Path
@@ -146,7 +145,7 @@ def test_serve_without_options_runs_the_settings_defaults(monkeypatch: pytest.Mo
     result = runner.invoke(app, ["serve"])
     assert result.exit_code == 0, result.output
     (chosen,) = seen
-    assert chosen == dataclasses.replace(DEFAULTS, token="t", threads=chosen.threads)
+    assert chosen == DEFAULTS.replace(token="t", threads=chosen.threads)
     assert chosen.threads is not None and chosen.threads >= 1
 
 

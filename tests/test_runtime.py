@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import astuple, replace
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +109,7 @@ def test_every_runtime_spells_emoji_out_when_the_model_says_so(
 ) -> None:
     monkeypatch.setenv(constants.CACHE_ENV, str(tmp_path / "cache"))
     torch.manual_seed(0)
-    config = replace(tiny_config, emoji_words=True)
+    config = tiny_config.replace(emoji_words=True)
     folder = decisive(ThreadguardModel.from_encoder(config)).save_pretrained(tmp_path / "m")
     model = ThreadguardModel.from_pretrained(folder)
     lean = OnnxPredictor.from_folder(folder, backend="onnx", batch_size=8)

@@ -39,17 +39,19 @@ def recipe(encoder: Path, out: Path, **kw: object) -> TrainConfig:
 
 
 def test_recipe_rejects_unknown_keys_and_bad_values(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"unknown training config key\(s\) \['epochz'\]"):
+    with pytest.raises(ValueError, match="unknown key 'epochz'"):
         TrainConfig.from_dict({"corpora": ["olid"], "epochz": 3})
-    with pytest.raises(ValueError, match="batch_size must be a positive number, got 0"):
+    with pytest.raises(
+        ValueError, match="batch_size: input should be greater than or equal to 1, got 0"
+    ):
         TrainConfig.from_dict({"corpora": ["olid"], "batch_size": 0})
-    with pytest.raises(ValueError, match="scheduler 'cosin' is not one of"):
+    with pytest.raises(ValueError, match=r"scheduler: input should be .* got 'cosin'"):
         TrainConfig.from_dict({"corpora": ["olid"], "scheduler": "cosin"})
-    with pytest.raises(ValueError, match=r"unknown corpus entry 'olid' key\(s\) \['wieght'\]"):
+    with pytest.raises(ValueError, match=r"corpora.0: unknown key 'wieght'"):
         TrainConfig.from_dict({"corpora": [{"name": "olid", "wieght": 2}]})
-    with pytest.raises(ValueError, match=r"ema_decay must be a number in \(0, 1\), got 1.5"):
+    with pytest.raises(ValueError, match=r"ema_decay: input should be less than 1, got 1.5"):
         TrainConfig.from_dict({"corpora": ["olid"], "ema_decay": 1.5})
-    with pytest.raises(ValueError, match="toxicity_input 'both' is not one of"):
+    with pytest.raises(ValueError, match=r"model.toxicity_input: input should be .* got 'both'"):
         TrainConfig.from_dict({"corpora": ["olid"], "model": {"toxicity_input": "both"}})
 
 
@@ -248,7 +250,9 @@ def test_stance_loss_weight_scales_one_corpus_without_repeating_it(tiny_model: A
     _, _, plain = class_weights(data, tiny_model, "none", {"rumour": 2.0, "semeval": 1.0})
     assert plain is not None and list(plain) == [2.0] * 4 + [1.0] * 4 + [0.0]
     assert class_weights(data, tiny_model, "none", {"rumour": 1.0})[2] is None
-    with pytest.raises(ValueError, match="stance_loss_weight must be > 0, got 0"):
+    with pytest.raises(
+        ValueError, match="stance_loss_weight: input should be greater than 0, got 0"
+    ):
         CorpusEntry(name="rumour", stance_loss_weight=0)
 
 
@@ -276,7 +280,10 @@ def test_a_corpus_can_be_checked_on_more_of_its_dev_split(tiny_encoder_dir: Path
     rumours, olid = trainer_module.load_corpora(config)
     assert rumours.dev is not None and olid.dev is not None
     assert len(rumours.dev) > 2 and len(olid.dev) == 2
-    with pytest.raises(ValueError, match="eval_max_examples must be a positive integer, got 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"corpora.0.eval_max_examples: input should be greater than or equal to 1, got 0",
+    ):
         TrainConfig.from_dict({"corpora": [{"name": "olid", "eval_max_examples": 0}]})
 
 
@@ -289,9 +296,11 @@ def test_a_recipe_can_assume_a_label_the_corpus_leaves_unknown(tiny_encoder_dir:
     assert set(spans.dev["spam"]) == {-1.0}  # dev keeps the corpus's own labels
     assert set(olid.train["spam"]) == {-1.0}
     assert spans.train["toxicity"] == load_corpus("toxic_spans", FIXTURES)["train"]["toxicity"]
-    with pytest.raises(ValueError, match="assume names 'spamm', not a toxicity label"):
+    with pytest.raises(ValueError, match=r"corpora.0.assume: 'spamm' is not a toxicity label"):
         TrainConfig.from_dict({"corpora": [{"name": "olid", "assume": {"spamm": 0}}]})
-    with pytest.raises(ValueError, match=r"assume spam=2 is not a number in \[0, 1\]"):
+    with pytest.raises(
+        ValueError, match=r"corpora.0.assume.spam: input should be less than or equal to 1, got 2"
+    ):
         TrainConfig.from_dict({"corpora": [{"name": "olid", "assume": {"spam": 2}}]})
 
 
@@ -343,5 +352,7 @@ def test_a_comment_only_recipe_drops_targets_and_scores_dev_on_the_named_corpora
     )
     with pytest.raises(ValueError, match=r"dev_score_corpora names \['arc'\], not among"):
         recipe(tiny_encoder_dir, tmp_path, corpora=corpora, dev_score_corpora=["arc"])
-    with pytest.raises(ValueError, match="comment_only must be true or false, got 'yes'"):
+    with pytest.raises(
+        ValueError, match="comment_only: input should be a valid boolean, got 'yes'"
+    ):
         recipe(tiny_encoder_dir, tmp_path, corpora=corpora, comment_only="yes")

@@ -6,7 +6,6 @@ Only training applies them; a saved model keeps the LoRA factors in its delta
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 
@@ -60,7 +59,7 @@ def apply_lora(
     for name, param in model.encoder.named_parameters():
         if ".lora_" not in name and any(s in name for s in settings.extra_trainable):
             param.requires_grad_(True)
-    model.config = dataclasses.replace(model.config, lora=settings)
+    model.config = model.config.replace(lora=settings)
     logger.info(
         "LoRA applied: %d trainable of %d parameters",
         model.num_parameters(trainable_only=True),

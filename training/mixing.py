@@ -12,7 +12,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import datasets
@@ -150,7 +150,7 @@ def head_classes(
                 f"stance head {head.name!r} would learn {list(classes)}: its corpora "
                 f"{list(head.corpora) or '(the unnamed ones)'} need at least two stance classes"
             )
-        heads.append(replace(head, classes=classes))
+        heads.append(head.replace(classes=classes))
     return tuple(heads)
 
 

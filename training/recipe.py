@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 
 import datasets
 
@@ -94,8 +93,7 @@ def model_config_for(config: TrainConfig, train_data: datasets.Dataset) -> Model
             logger.warning(
                 "no training data for %s labels %s", kind, sorted(set(asked) - set(found))
             )
-    model_config = replace(
-        config.model,
+    model_config = config.model.replace(
         stance_labels=stance_labels,
         toxicity_labels=toxicity_labels,
         stance_heads=heads,

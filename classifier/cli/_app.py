@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from classifier.io.options import ReadOptions
@@ -16,56 +16,9 @@ if TYPE_CHECKING:
 from classifier import DEFAULT_MODEL_VERSION, __version__
 
 
-class _Argument(TyperArgument):
-    """A positional argument as a shell user reads it: ``PATH...`` in the usage line (not
-    Typer's ``{PATH}...``), named in capitals, and no Python type (``<list[str]>``)."""
-
-    @property
-    def display_name_raw(self) -> str:
-        return self.metavar or (self.name or "").upper()
-
-    def _usage_display_name(self) -> str:
-        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
-        return f"{name}..." if self.nargs != 1 else name
-
-    def display_type_rich(self, ctx: Any) -> str | None:
-        return None
-
-
-class _Option(TyperOption):
-    """An option whose help shows the value it takes: none for a switch (not ``<bool>``), one
-    value's type for a repeatable option (not ``<list[str]>``)."""
-
-    def display_type_rich(self, ctx: Any) -> str | None:
-        if self.is_flag:
-            return None
-        label = super().display_type_rich(ctx)
-        if self.multiple and label and label.startswith("<list[") and label.endswith("]>"):
-            return f"<{label[len('<list[') : -len(']>')]}>"
-        return label
-
-
-def _for_shell_users(params: list[Any]) -> None:
-    # Typer builds its own parameter classes; these subclasses change their help display only.
-    for param in params:
-        if type(param) is TyperArgument:
-            param.__class__ = _Argument
-        elif type(param) is TyperOption:
-            param.__class__ = _Option
-
-
-class _Command(TyperCommand):
-    """A command whose help shows its parameters as above, ``--help`` included."""
-
-    def get_help_option(self, ctx: Any) -> TyperOption | None:
-        option = super().get_help_option(ctx)
-        _for_shell_users([option])
-        return option
-
-
 class _Group(TyperGroup):
-    """The command group: its commands and options get the help display above; ``--help``
-    lists the everyday commands first (:data:`FIRST`), then the rest as registered."""
+    """The command group: ``--help`` lists the everyday commands first (:data:`FIRST`), then
+    the rest as registered (Typer lists them in import order, evaluate first)."""
 
     FIRST = ("score", "parse", "serve")
 
@@ -73,20 +26,10 @@ class _Group(TyperGroup):
         names = super().list_commands(ctx)
         return [n for n in self.FIRST if n in names] + [n for n in names if n not in self.FIRST]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _for_shell_users(self.params)
-        for command in self.commands.values():
-            if type(command) is TyperCommand:
-                command.__class__ = _Command
-            _for_shell_users(command.params)
 
-    def get_help_option(self, ctx: Any) -> TyperOption | None:
-        option = super().get_help_option(ctx)
-        _for_shell_users([option])
-        return option
-
-
+# Typer 0.27 and later print a required argument in braces ({path}...) and, from 0.29, every
+# parameter's Python type (<bool>, <list[Path]>): pyproject.toml keeps typer below 0.27,
+# whose help reads as a shell user expects (tests/test_cli.py checks every command's).
 app = typer.Typer(
     name="threadguard",
     help="Stance and toxicity for every comment in a thread, and moderation decisions from them.",

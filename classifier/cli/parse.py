@@ -26,7 +26,7 @@ def parse(
     paths: Annotated[
         list[str],
         typer.Argument(
-            metavar="PATH",
+            metavar="PATH...",
             help="Files or folders: article pages (.txt, .html), JSONL, CSV, TSV, Parquet; - for JSONL on stdin.",
         ),
     ],

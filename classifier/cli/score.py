@@ -55,7 +55,7 @@ def score(
     paths: Annotated[
         list[str],
         typer.Argument(
-            metavar="PATH",
+            metavar="PATH...",
             help="What `threadguard parse` reads: pages, JSONL, CSV, Parquet; - for stdin.",
         ),
     ],

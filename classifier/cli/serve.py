@@ -1,22 +1,72 @@
-"""``threadguard serve``: run the moderation service (FastAPI on uvicorn)."""
+"""``threadguard serve``: run the moderation service (FastAPI on uvicorn).
+
+Its options are built from :class:`~classifier.moderation.settings.ServiceSettings`, one per
+field (name, type, default and help from the field), so a setting is declared once; beside
+them only what the process needs (address, workers, log level) and ``--config``, a YAML file
+of settings that the options given on the command line override.
+"""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import logging.config
 import os
+import types
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import typer
+import yaml
 
 from classifier.cli._app import BackendChoice, BackendOption, app
 from classifier.moderation.settings import (
     CORAL_SECRET_ENV,
-    DEFAULTS,
     HMAC_SECRET_ENV,
     TOKEN_ENV,
+    ServiceSettings,
 )
+
+#: Settings whose option keeps the shorter name the docs and scripts have always used.
+OPTION_NAMES = {"request_timeout_s": "--timeout", "body_timeout_s": "--body-timeout"}
+#: The environment variable each secret is read from when its file option is not given.
+SECRET_ENVS = {"token": TOKEN_ENV, "hmac_secret": HMAC_SECRET_ENV, "coral_secret": CORAL_SECRET_ENV}
+
+
+def option_name(setting: str) -> str:
+    """The command-line option that sets ``setting`` (a secret: the file holding it)."""
+    if setting in ServiceSettings.SECRETS:
+        return f"--{setting.replace('_', '-')}-file"
+    return OPTION_NAMES.get(setting, f"--{setting.replace('_', '-')}")
+
+
+def _plain_type(annotation: Any) -> Any:
+    """``Annotated[int, ...] | None`` as Typer reads it, ``int | None``: the checks stay the
+    model's, which names the option's setting and value when one fails."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        kinds = [_plain_type(a) for a in get_args(annotation) if a is not type(None)]
+        return kinds[0] | None if len(kinds) == 1 else annotation
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+
+
+def _setting_option(name: str) -> inspect.Parameter:
+    """The option of one setting: its field's type, default and description as help."""
+    field = ServiceSettings.model_fields[name]
+    flag, kind, default = option_name(name), _plain_type(field.annotation), field.default
+    help_text = field.description or ""
+    if name in ServiceSettings.SECRETS:
+        help_text = f"File holding {help_text[:1].lower()}{help_text[1:]}"
+        kind, default = Path | None, None
+    if kind is bool and default is not False:  # on by default, or unset (None): both ways
+        flag = f"{flag}/--no-{flag[2:]}"
+    if kind == bool | None:
+        kind, flag = bool, f"{flag}/--no-{flag[2:]}"
+    annotation: Any = Annotated[kind, typer.Option(flag, help=help_text)]
+    if name == "backend":
+        annotation, default = BackendOption, BackendChoice(default)
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
 
 
 def _read_secret(path: Path | None, env: str, what: str) -> str | None:
@@ -53,168 +103,25 @@ def _log_config(level: str) -> dict[str, Any]:
     }
 
 
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
-    model: Annotated[
-        Path | None,
-        typer.Option(
-            help="Model folder (saved by training); default: the installed default model."
-        ),
-    ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            help="Moderation policy or calibrated thresholds (YAML); default: configs/moderation.yaml's built-in copy."
-        ),
-    ] = None,
-    workers: Annotated[
-        int, typer.Option(min=1, help="Worker processes (each loads its own model).")
-    ] = 1,
-    token_file: Annotated[
-        Path | None,
-        typer.Option(help="File holding the bearer token (default: $THREADGUARD_TOKEN)."),
-    ] = None,
-    hmac_secret_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="File holding the HMAC shared secret(s), comma-separated (default: $THREADGUARD_HMAC_SECRET)."
-        ),
-    ] = None,
-    coral_secret_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="File holding Coral's signing secret(s), comma-separated (default: $THREADGUARD_CORAL_SECRET)."
-        ),
-    ] = None,
-    no_auth: Annotated[
-        bool,
-        typer.Option("--no-auth", help="Accept requests without credentials: local use only."),
-    ] = DEFAULTS.no_auth,
-    no_batching: Annotated[
-        bool,
-        typer.Option("--no-batching", help="Score each request on its own (no micro-batching)."),
-    ] = not DEFAULTS.batching,
-    batch_size: Annotated[
-        int, typer.Option(min=1, help="Most comments scored in one forward pass.")
-    ] = DEFAULTS.batch_size,
-    batch_wait_ms: Annotated[
-        float,
-        typer.Option(min=0.0, help="Longest wait for concurrent requests to join a batch (ms)."),
-    ] = DEFAULTS.batch_wait_ms,
-    max_in_flight: Annotated[
-        int, typer.Option(min=1, help="Requests in flight before answering 503.")
-    ] = DEFAULTS.max_in_flight,
-    max_body_bytes: Annotated[
-        int, typer.Option(min=1, help="Largest request body (bytes), 413 above.")
-    ] = DEFAULTS.max_body_bytes,
-    max_comment_chars: Annotated[
-        int, typer.Option(min=1, help="Longest comment (characters), 413 above.")
-    ] = DEFAULTS.max_comment_chars,
-    max_batch: Annotated[
-        int, typer.Option(min=1, help="Most comments in one /v1/score request.")
-    ] = DEFAULTS.max_batch,
-    timeout: Annotated[
-        float, typer.Option(min=0.001, help="Seconds a request may wait for the model (503 after).")
-    ] = DEFAULTS.request_timeout_s,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Torch threads per worker (default: cores / workers - 1, at least 1, at most 4).",
-        ),
-    ] = DEFAULTS.threads,
-    batch_tokens: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Most tokens (comments x longest) in one forward pass: bounds padding, "
-            "which costs more than batching saves on a CPU.",
-        ),
-    ] = DEFAULTS.batch_tokens,
-    backend: BackendOption = BackendChoice(DEFAULTS.backend),
-    cache_size: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Recent comments kept in memory to resolve parent_id (a tenth as many articles); 0: none.",
-        ),
-    ] = DEFAULTS.cache_size,
-    cache_bytes: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Most bytes the comment cache holds (the article cache: a quarter of it).",
-        ),
-    ] = DEFAULTS.cache_bytes,
-    body_timeout: Annotated[
-        float,
-        typer.Option(min=0.001, help="Seconds a client has to send its whole body (408 after)."),
-    ] = DEFAULTS.body_timeout_s,
-    docs: Annotated[
-        bool | None,
-        typer.Option(
-            "--docs/--no-docs",
-            help="Serve /docs, /redoc and /openapi.json, open to anyone (default: only with --no-auth).",
-        ),
-    ] = DEFAULTS.docs,
-    feedback: Annotated[
-        Path | None,
-        typer.Option(
-            help="Append moderators' decisions (Perspective's comments:suggestscore, which "
-            "Coral sends) to this JSONL file, for `threadguard calibrate --feedback`; "
-            "without it suggestscore is refused.",
-        ),
-    ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
-) -> None:
+def serve(ctx: typer.Context, **options: Any) -> None:
     """Serve moderation decisions over HTTP (see docs/moderation.md).
 
     Needs a bearer token, an HMAC secret or a Coral secret unless --no-auth is
     given. The model is loaded once at start-up; GET /readyz answers 200 once a
     warm-up inference has run.
     """
-    level = log_level.upper()
+    level = options["log_level"].upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
-    token = _read_secret(token_file, TOKEN_ENV, "token")
-    hmac_secret = _read_secret(hmac_secret_file, HMAC_SECRET_ENV, "HMAC secret")
-    coral_secret = _read_secret(coral_secret_file, CORAL_SECRET_ENV, "Coral secret")
-    if model is not None and not model.is_dir():
-        raise typer.BadParameter(f"no model folder at {model}", param_hint="--model")
+        raise typer.BadParameter(
+            f"unknown log level {options['log_level']!r}", param_hint="--log-level"
+        )
+    settings = _settings(ctx, options)
 
     import uvicorn
 
     import classifier.moderation.app as hook
-    from classifier.moderation.settings import ServiceConfigError, ServiceSettings, default_threads
+    from classifier.moderation.settings import ServiceConfigError
 
-    if threads is None:
-        threads = default_threads(workers)
-    settings = ServiceSettings(
-        model=str(model) if model is not None else None,
-        policy=str(policy) if policy is not None else None,
-        token=token,
-        hmac_secret=hmac_secret,
-        coral_secret=coral_secret,
-        no_auth=no_auth,
-        batching=not no_batching,
-        batch_size=batch_size,
-        batch_wait_ms=batch_wait_ms,
-        max_in_flight=max_in_flight,
-        max_body_bytes=max_body_bytes,
-        max_comment_chars=max_comment_chars,
-        max_batch=max_batch,
-        request_timeout_s=timeout,
-        threads=threads,
-        batch_tokens=batch_tokens,
-        backend=backend.value,
-        cache_size=cache_size,
-        cache_bytes=cache_bytes,
-        body_timeout_s=body_timeout,
-        docs=docs,
-        feedback=str(feedback) if feedback is not None else None,
-    )
     log_config = _log_config(level)
     logging.config.dictConfig(log_config)
     try:
@@ -224,19 +131,102 @@ def serve(
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--policy") from None
     common = {
-        "host": host,
-        "port": port,
-        "log_level": log_level.lower(),
+        "host": options["host"],
+        "port": options["port"],
+        "log_level": level.lower(),
         "access_log": False,  # the service logs one line a request, with its id
         "log_config": log_config,  # also applied in each worker process
     }
-    if workers == 1:
-        uvicorn.run(application, **common)  # type: ignore[arg-type]
+    if options["workers"] == 1:
+        uvicorn.run(application, **common)
         return
     os.environ.update(settings.to_env())
     uvicorn.run(
         "classifier.moderation.app:create_app_from_env",
         factory=True,
-        workers=workers,
-        **common,  # type: ignore[arg-type]
+        workers=options["workers"],
+        **common,
     )
+
+
+def _settings(ctx: typer.Context, options: dict[str, Any]) -> ServiceSettings:
+    """The settings the options ask for: each setting from the command line if given there,
+    else from ``--config``, else its default; a secret from its file, else its variable."""
+    from classifier.moderation.settings import ServiceConfigError, default_threads
+
+    data = _config_file(options["config"])
+    for name in ServiceSettings.model_fields:
+        source = ctx.get_parameter_source(name)
+        if name in ServiceSettings.SECRETS:
+            secret = _read_secret(options[name], SECRET_ENVS[name], name.replace("_", " "))
+            data[name] = secret or data.get(name)
+        elif source is not None and source.name != "DEFAULT":  # given on the command line
+            value = options[name]
+            data[name] = value.value if isinstance(value, BackendChoice) else value
+    if data.get("threads") is None:
+        data["threads"] = default_threads(options["workers"])
+    try:
+        settings = ServiceSettings.from_dict(data)
+    except ServiceConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if settings.model is not None and not Path(settings.model).is_dir():
+        raise typer.BadParameter(f"no model folder at {settings.model}", param_hint="--model")
+    return settings
+
+
+def _config_file(path: Path | None) -> dict[str, Any]:
+    """The settings in ``--config`` (YAML, keyed by setting name); none without it."""
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc}", param_hint="--config") from None
+    if not isinstance(data, dict):
+        raise typer.BadParameter(
+            f"{path}: a settings file must be a mapping", param_hint="--config"
+        )
+    return data
+
+
+_PROCESS_OPTIONS = {
+    "host": Annotated[str, typer.Option(help="Address to listen on.")],
+    "port": Annotated[int, typer.Option(help="Port to listen on (0: any free port).")],
+    "workers": Annotated[
+        int, typer.Option(min=1, help="Worker processes (each loads its own model).")
+    ],
+    "config": Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML file of settings, keyed by the options' names with underscores "
+            "(max_batch: 16); an option given on the command line overrides it.",
+        ),
+    ],
+    "log_level": Annotated[str, typer.Option(help="debug, info, warning or error.")],
+}
+_PROCESS_DEFAULTS = {
+    "host": "127.0.0.1",
+    "port": 8080,
+    "workers": 1,
+    "config": None,
+    "log_level": "info",
+}
+
+# Typer reads a command's options from its signature: serve's is written here, from the model.
+serve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        *(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=_PROCESS_DEFAULTS[name],
+                annotation=kind,
+            )
+            for name, kind in _PROCESS_OPTIONS.items()
+        ),
+        *(_setting_option(name) for name in ServiceSettings.model_fields),
+    ]
+)
+serve.__annotations__ = {p.name: p.annotation for p in serve.__signature__.parameters.values()}  # type: ignore[attr-defined]
+app.command()(serve)

@@ -133,7 +133,7 @@ def create_app(
     unusable settings and ``ValueError``/``OSError`` for a bad policy file.
     """
     settings = settings or ServiceSettings()
-    settings.validate()
+    settings.check_runnable()
     if settings.no_auth:
         logger.warning("authentication is disabled (--no-auth): for local use only")
     policy = policy if policy is not None else Policy.load(settings.policy)
