@@ -12,6 +12,7 @@ from classifier.model import constants
 from classifier.model.config import ModelConfig
 from classifier.model.constants import NoDefaultModelError
 from classifier.model.network import ThreadguardModel
+from classifier.model.predictor import PredictOptions
 from classifier.model.torch_predictor import Predictor, load_model
 
 ITEMS = [
@@ -43,12 +44,10 @@ def test_input_order_survives_length_sorting(
     tiny_model: ThreadguardModel, batch_size: int, max_batch_tokens: int | None, chunk_size: int
 ) -> None:
     one_by_one = [Predictor(tiny_model).predict([item])[0] for item in ITEMS]
-    predictor = Predictor(
-        tiny_model,
-        batch_size=batch_size,
-        max_batch_tokens=max_batch_tokens,
-        chunk_size=chunk_size,
+    options = PredictOptions(
+        batch_size=batch_size, max_batch_tokens=max_batch_tokens, chunk_size=chunk_size
     )
+    predictor = Predictor(tiny_model, options=options)
     for got, expected in zip(predictor.predict(ITEMS), one_by_one, strict=True):
         assert got["stance"]["label"] == expected["stance"]["label"]
         for name, p in expected["stance"]["scores"].items():
@@ -58,7 +57,7 @@ def test_input_order_survives_length_sorting(
 
 
 def test_batches_respect_limits(tiny_model: ThreadguardModel) -> None:
-    predictor = Predictor(tiny_model, batch_size=3, max_batch_tokens=70)
+    predictor = Predictor(tiny_model, options=PredictOptions(batch_size=3, max_batch_tokens=70))
     encoded = tiny_model.input_encoder.encode(
         [i.get("target") or "" for i in ITEMS], None, [i["text"] for i in ITEMS]
     )
@@ -82,8 +81,8 @@ def test_items_may_be_objects_and_empty_input_is_fine(tiny_model: ThreadguardMod
     predictor = Predictor(tiny_model)
     assert predictor.predict([]) == []
     by_object = predictor.predict([SimpleNamespace(text="you idiot", target="the war is over")])
-    by_call = predictor.predict_one("you idiot", target="the war is over")
-    assert by_object[0]["stance"]["scores"] == pytest.approx(by_call["stance"]["scores"])
+    (by_mapping,) = predictor.predict([{"text": "you idiot", "target": "the war is over"}])
+    assert by_object[0]["stance"]["scores"] == pytest.approx(by_mapping["stance"]["scores"])
 
 
 def test_item_without_text_is_rejected(tiny_model: ThreadguardModel) -> None:
