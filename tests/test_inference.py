@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -112,6 +113,27 @@ def test_load_model(
     assert Predictor(loaded).predict(ITEMS) == Predictor(tiny_model).predict(ITEMS)
     monkeypatch.setattr(constants, "DEFAULT_MODEL_DIR", path)  # as if shipped in the package
     assert Predictor(load_model()).predict(ITEMS) == Predictor(tiny_model).predict(ITEMS)
+
+
+def test_loading_and_scoring_raise_no_deprecation_from_transformers(
+    tiny_model: ThreadguardModel, tmp_path: Path
+) -> None:
+    """Issue 39: transformers' FutureWarnings reached the user on `threadguard score`. A
+    load through transformers (tokenizer, encoder, config) and a scoring pass, with every
+    FutureWarning and DeprecationWarning recorded: none may come from transformers, nor
+    from our code calling it (a warning's stack level may name either)."""
+    path = tiny_model.save_pretrained(tmp_path / "model")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictions = Predictor(load_model(path)).predict(ITEMS)
+    assert len(predictions) == len(ITEMS)
+    ours = [
+        f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}"
+        for w in caught
+        if issubclass(w.category, (FutureWarning, DeprecationWarning))
+        and any(part in Path(w.filename).parts for part in ("transformers", "classifier"))
+    ]
+    assert ours == []
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
