@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from classifier.io.readers import read_file
+from classifier.model.predictor import PredictOptions
 from classifier.model.torch_predictor import Predictor, load_model
 from classifier.schema import Thread
 from classifier.targets import comment_item
@@ -52,13 +53,13 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for path in args.models:
         model = load_model(path)
-        predictor = Predictor(model, batch_size=64)
+        predictor = Predictor(model, options=PredictOptions(batch_size=64))
         col = model.toxicity_labels.index("toxicity")
 
         def tox(
             items: Sequence[Mapping[str, object]], predictor: Predictor = predictor, col: int = col
         ) -> np.ndarray:
-            return predictor.predict_arrays(items)[1][:, col]
+            return predictor.score_arrays(items).toxicity[:, col]
 
         auc_spans = roc_auc_score(y_spans, tox([{"text": t} for t in spans["text"]]))
         auc_wiki = roc_auc_score(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from classifier.model.encoding import EMOJI_RUN
+from classifier.model.predictor import PredictOptions
 from classifier.model.torch_predictor import Predictor, load_model
 from training.corpora import load_corpus
 from training.dev import predict_dataset
@@ -40,7 +41,7 @@ def main() -> None:
     devs = {name: load_corpus(name, split="dev") for name in args.dataset}
     for path in args.models:
         model = load_model(path)
-        predictor = Predictor(model, batch_size=args.batch_size)
+        predictor = Predictor(model, options=PredictOptions(batch_size=args.batch_size))
         toxicity = list(model.toxicity_labels).index("toxicity")
         trained_with = model.config.emoji_words
         print(f"## {path} (trained with emoji_words: {str(trained_with).lower()})")
@@ -59,7 +60,7 @@ def main() -> None:
             print(" · ".join(row))
         for flag in (False, True):
             model.input_encoder.emoji_words = flag
-            _, tox = predictor.predict_arrays([{"text": text} for text in PROBES])
+            tox = predictor.score_arrays([{"text": text} for text in PROBES]).toxicity
             scores = ", ".join(
                 f"{text!r} {p:.2f}" for text, p in zip(PROBES, tox[:, toxicity], strict=True)
             )

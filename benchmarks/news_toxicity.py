@@ -67,7 +67,7 @@ Scorer = Callable[[list[dict[str, str]]], dict[str, np.ndarray]]
 
 def model_scorer(predictor: BatchPredictor) -> Scorer:
     def score(items: list[dict[str, str]]) -> dict[str, np.ndarray]:
-        _, tox = predictor.predict_arrays(items)
+        tox = predictor.score_arrays(items).toxicity
         return {name: tox[:, j] for j, name in enumerate(predictor.toxicity_labels)}
 
     return score

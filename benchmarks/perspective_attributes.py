@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 return cache[corpus]
             if args.max_examples and len(test) > args.max_examples:
                 test = test.shuffle(seed=args.seed).select(range(args.max_examples))
-            cache[corpus] = (test, predictor.toxicity_of_texts(list(test["text"])))
+            cache[corpus] = (test, predictor.comment_scores(list(test["text"])).toxicity)
         return cache[corpus]
 
     rows = []

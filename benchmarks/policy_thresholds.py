@@ -17,6 +17,7 @@ import argparse
 
 import numpy as np
 
+from classifier.model.predictor import PredictOptions
 from classifier.model.torch_predictor import Predictor, load_model
 from classifier.moderation.policy import Policy
 from classifier.targets import comment_item
@@ -103,7 +104,7 @@ def main() -> None:
                     f"{name} dev {rule.label} ({int(y.sum())} of {y.size} positive; "
                     f"top negative {top_negative}): {figures}"
                 )
-        predictor = Predictor(model, batch_size=args.batch_size)
+        predictor = Predictor(model, options=PredictOptions(batch_size=args.batch_size))
         items = [comment_item(text, article_title=ARTICLE) for text, _ in PROBES]
         for (text, expected), prediction in zip(PROBES, predictor.predict(items), strict=True):
             decision = policy.decide(prediction)

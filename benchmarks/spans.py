@@ -72,22 +72,18 @@ def model_spans(predictor: BatchPredictor, posts: list[GoldPost]) -> list[list[i
 def speed(
     predictor: BatchPredictor, posts: list[GoldPost], runs: int = SPEED_RUNS
 ) -> dict[str, Any]:
-    """Comments/s of ``predict`` with span decoding and without (the comment model's
-    ``with_spans`` off), median of ``runs`` runs each, alternated so that drift in the
-    machine's load hits both alike; after one warm-up run."""
-    comment = predictor.comment_model or predictor
+    """Comments/s of ``predict`` with span decoding and without (the ``spans`` option
+    off, in a predictor derived from ``predictor``), median of ``runs`` runs each,
+    alternated so that drift in the machine's load hits both alike; after one warm-up run."""
     items = _items(posts)
     predictor.predict(items[:32])
+    variants = {flag: predictor.with_options(spans=flag) for flag in (True, False)}
     times: dict[bool, list[float]] = {True: [], False: []}
-    try:
-        for _ in range(runs):
-            for flag in (True, False):
-                comment.with_spans = flag
-                start = time.perf_counter()
-                predictor.predict(items)
-                times[flag].append(time.perf_counter() - start)
-    finally:
-        comment.with_spans = True
+    for _ in range(runs):
+        for flag, variant in variants.items():
+            start = time.perf_counter()
+            variant.predict(items)
+            times[flag].append(time.perf_counter() - start)
     rate = {flag: len(items) / float(np.median(t)) for flag, t in times.items()}
     return {
         "comments": len(items),

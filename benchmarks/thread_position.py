@@ -70,7 +70,7 @@ def main() -> None:
                 item.update(context="", reply=args.untitled == "flagged")
     for path in args.models:
         predictor = load_predictor(path)
-        stance, _ = predictor.predict_arrays(items, stance_head="comment")
+        stance = predictor.score_arrays(items, stance_head="comment").stance
         columns = [list(predictor.stance_labels).index(label) for label in SDQC]
         pred = np.array(SDQC)[stance[:, columns].argmax(axis=1)]
         untitled = f" · deeper replies untitled, {args.untitled}" if args.untitled else ""

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         texts = [t for t, k in zip(data["text"], known, strict=True) if k]
         if not texts:
             continue
-        prob = predictor.toxicity_of_texts(texts)[:, column]
+        prob = predictor.comment_scores(texts).toxicity[:, column]
         y = (gold[known] >= 0.5).astype(int)
         found = measure(prob, y, (0.5, args.reject), args.resamples, args.seed)
         results["splits"][f"{corpus}:{split}"] = found

@@ -16,6 +16,7 @@ import statistics
 import time
 
 from classifier.model.loading import load_predictor
+from classifier.model.predictor import PredictOptions
 from training.corpora import load_corpus
 
 SPANS = "comment model, spans (default)"
@@ -37,8 +38,12 @@ def main() -> None:
         {"text": t, "target": "An opinion article's title\nIts first paragraph."} for t in texts
     ]
     words = sorted(len(t.split()) for t in texts)
-    no_spans = load_predictor(args.model, backend=args.backend, num_threads=args.threads)
-    no_spans.set_spans(False)
+    no_spans = load_predictor(
+        args.model,
+        backend=args.backend,
+        num_threads=args.threads,
+        options=PredictOptions(spans=False),
+    )
     kinds = {
         SPANS: load_predictor(args.model, backend=args.backend, num_threads=args.threads),
         NO_SPANS: no_spans,

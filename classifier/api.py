@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from classifier.model.loading import load_predictor
-from classifier.model.predictor import BatchPredictor
+from classifier.model.predictor import BatchPredictor, PredictOptions
 from classifier.model.spans import Span
 from classifier.moderation.policy import Policy, Reason
 from classifier.schema import ErrorRecord, Thread
@@ -70,12 +70,11 @@ class Threadguard:
         policy: str | Path | None = None,
         batch_size: int = 32,
     ) -> None:
-        self.predictor: BatchPredictor = load_predictor(
-            model, backend=backend, batch_size=batch_size
-        )
         self.policy = Policy.load(policy)
+        # spans explain what this policy holds
+        options = PredictOptions(batch_size=batch_size, span_holds=self.policy.holds())
+        self.predictor: BatchPredictor = load_predictor(model, backend=backend, options=options)
         self.policy.check_labels(self.predictor.toxicity_labels)
-        self.predictor.span_holds = self.policy.holds()
 
     @property
     def stance_labels(self) -> tuple[str, ...]:

@@ -76,16 +76,15 @@ class ScoreActor:
         span_holds: dict[str, float] | None = None,
     ) -> None:
         from classifier.model.loading import load_predictor
+        from classifier.model.predictor import PredictOptions
 
         self.predictor = load_predictor(
             model,
             backend=backend,
-            batch_size=batch_size,
             num_threads=num_threads,
             cache_dir=cache_dir,
+            options=PredictOptions(batch_size=batch_size, spans=spans, span_holds=span_holds),
         )
-        self.predictor.set_spans(spans)
-        self.predictor.span_holds = span_holds
         self.calls = 0
         #: for the fault-tolerance test: the second batch an actor gets kills its process,
         #: once (the marker file says it happened), so that Ray has to restart and retry

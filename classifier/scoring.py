@@ -35,7 +35,7 @@ from classifier.io.options import ParsedItem, ReadOptions
 from classifier.io.outputs import check_outputs, open_text_output
 from classifier.io.writers import OutputFormat, open_row_writer
 from classifier.model.loading import load_predictor
-from classifier.model.predictor import BatchPredictor, Prediction
+from classifier.model.predictor import BatchPredictor, Prediction, PredictOptions
 from classifier.moderation.policy import Policy, constructive_key
 from classifier.schema import Comment, ErrorRecord, Thread
 from classifier.targets import CommentItem, stance_target, thread_items
@@ -243,14 +243,12 @@ class ScoreRun:
         ``spans=False`` leaves the toxic spans out of the rows (a little faster).
         """
         rules = Policy.load(policy) if moderate or policy is not None else None
-        predictor = load_predictor(
-            model_path, batch_size=batch_size, device=device, backend=backend
-        )
-        predictor.set_spans(spans)
+        # spans explain what the policy holds (the default policy's thresholds without one)
+        holds = (rules or Policy.default()).holds()
+        options = PredictOptions(batch_size=batch_size, spans=spans, span_holds=holds)
+        predictor = load_predictor(model_path, device=device, backend=backend, options=options)
         if rules is not None:
             rules.check_labels(predictor.toxicity_labels)
-        # spans explain what the policy holds (the default policy's thresholds without one)
-        predictor.span_holds = (rules or Policy.default()).holds()
         return cls(predictor, model_info(predictor), rules)
 
     def run(

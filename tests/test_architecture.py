@@ -116,12 +116,18 @@ def test_the_import_contracts_are_kept() -> None:
             "classifier.moderation.state -> training.config",
             "classifier does not import training",
         ),
-        # the runtime needing datasets, a dependency of the train extra only
+        # the runtime needing datasets or scikit-learn, dependencies of the train extra only
         (
             "classifier/scoring.py",
             "import datasets",
             "classifier.scoring -> datasets",
-            "the runtime does not import datasets",
+            "the runtime imports none of the train extra's packages",
+        ),
+        (
+            "classifier/model/predictor.py",
+            "import sklearn",
+            "classifier.model.predictor -> sklearn",
+            "the runtime imports none of the train extra's packages",
         ),
         # the client loading the web framework
         (

@@ -31,6 +31,7 @@ from classifier.model.backends import OnnxRunner, quantize_int8
 from classifier.model.config import ModelConfig
 from classifier.model.constants import BackendUnavailableError
 from classifier.model.network import ThreadguardModel
+from classifier.model.predictor import PredictOptions
 from classifier.model.torch_predictor import Predictor
 from tests.conftest import TINY_WORDS
 
@@ -74,8 +75,11 @@ def decisive(model: ThreadguardModel) -> ThreadguardModel:
 
 def assert_matches(model: ThreadguardModel, backend: str, **kw: object) -> None:
     tol = TOLERANCE[backend]
-    ref_stance, ref_tox = Predictor(model, batch_size=8).predict_arrays(SAMPLE)
-    stance, tox = Predictor(model, batch_size=8, backend=backend, **kw).predict_arrays(SAMPLE)  # type: ignore[arg-type]
+    options = PredictOptions(batch_size=8)
+    ref_stance, ref_tox, _, _ = Predictor(model, options=options).score_arrays(SAMPLE)
+    stance, tox, _, _ = Predictor(model, options=options, backend=backend, **kw).score_arrays(
+        SAMPLE
+    )  # type: ignore[arg-type]
     assert np.abs(stance - ref_stance).max() <= tol
     assert np.abs(tox - ref_tox).max() <= tol
     top2 = np.sort(ref_stance, axis=1)[:, -2:]

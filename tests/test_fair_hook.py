@@ -34,22 +34,26 @@ def _prediction() -> dict[str, Any]:
 
 class _Passes:
     """A predictor that runs each input as one forward pass of ``delay`` s, calling its
-    ``before_pass`` hook first as a BatchPredictor does, and records the texts of each batch
-    it was asked for."""
+    ``before_pass`` option first as a BatchPredictor does (one derived with
+    ``with_options`` shares the record), and records the texts of each batch it was asked
+    for."""
 
     stance_labels = STANCE_LABELS
     toxicity_labels = TOXICITY_LABELS
-    before_pass: Callable[[], None] | None = None
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, before_pass: Callable[[], None] | None = None) -> None:
         self.delay = delay
+        self.before_pass = before_pass
         self.batches: list[list[str]] = []
-        self.passes = 0
+
+    def with_options(self, *, before_pass: Callable[[], None]) -> _Passes:
+        derived = _Passes(self.delay, before_pass)
+        derived.batches = self.batches
+        return derived
 
     def _run_batch(self, encoded: list[Any]) -> None:
         if self.before_pass is not None:
             self.before_pass()
-        self.passes += 1
         time.sleep(self.delay)
 
     def predict(self, items: list[Any]) -> list[dict[str, Any]]:
@@ -106,7 +110,7 @@ def test_a_small_job_runs_between_the_passes_of_a_long_batch() -> None:
         fake = _Passes(delay=0.05)
         with ThreadPoolExecutor(1) as pool:
             batcher = MicroBatcher(fake.predict, pool, max_wait_ms=0, slice_cost=100)
-            assert batcher.install_gate(fake)
+            assert batcher.install_gate(fake) is not None
             await batcher.start()
             started = time.perf_counter()
             # 20 passes of 50 ms in one slice (cost within slice_cost)

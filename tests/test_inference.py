@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,6 +13,7 @@ from classifier.model import constants
 from classifier.model.config import ModelConfig
 from classifier.model.constants import NoDefaultModelError
 from classifier.model.network import ThreadguardModel
+from classifier.model.predictor import PredictOptions
 from classifier.model.torch_predictor import Predictor, load_model
 
 ITEMS = [
@@ -43,12 +45,10 @@ def test_input_order_survives_length_sorting(
     tiny_model: ThreadguardModel, batch_size: int, max_batch_tokens: int | None, chunk_size: int
 ) -> None:
     one_by_one = [Predictor(tiny_model).predict([item])[0] for item in ITEMS]
-    predictor = Predictor(
-        tiny_model,
-        batch_size=batch_size,
-        max_batch_tokens=max_batch_tokens,
-        chunk_size=chunk_size,
+    options = PredictOptions(
+        batch_size=batch_size, max_batch_tokens=max_batch_tokens, chunk_size=chunk_size
     )
+    predictor = Predictor(tiny_model, options=options)
     for got, expected in zip(predictor.predict(ITEMS), one_by_one, strict=True):
         assert got["stance"]["label"] == expected["stance"]["label"]
         for name, p in expected["stance"]["scores"].items():
@@ -58,7 +58,7 @@ def test_input_order_survives_length_sorting(
 
 
 def test_batches_respect_limits(tiny_model: ThreadguardModel) -> None:
-    predictor = Predictor(tiny_model, batch_size=3, max_batch_tokens=70)
+    predictor = Predictor(tiny_model, options=PredictOptions(batch_size=3, max_batch_tokens=70))
     encoded = tiny_model.input_encoder.encode(
         [i.get("target") or "" for i in ITEMS], None, [i["text"] for i in ITEMS]
     )
@@ -82,8 +82,8 @@ def test_items_may_be_objects_and_empty_input_is_fine(tiny_model: ThreadguardMod
     predictor = Predictor(tiny_model)
     assert predictor.predict([]) == []
     by_object = predictor.predict([SimpleNamespace(text="you idiot", target="the war is over")])
-    by_call = predictor.predict_one("you idiot", target="the war is over")
-    assert by_object[0]["stance"]["scores"] == pytest.approx(by_call["stance"]["scores"])
+    (by_mapping,) = predictor.predict([{"text": "you idiot", "target": "the war is over"}])
+    assert by_object[0]["stance"]["scores"] == pytest.approx(by_mapping["stance"]["scores"])
 
 
 def test_item_without_text_is_rejected(tiny_model: ThreadguardModel) -> None:
@@ -113,6 +113,27 @@ def test_load_model(
     assert Predictor(loaded).predict(ITEMS) == Predictor(tiny_model).predict(ITEMS)
     monkeypatch.setattr(constants, "DEFAULT_MODEL_DIR", path)  # as if shipped in the package
     assert Predictor(load_model()).predict(ITEMS) == Predictor(tiny_model).predict(ITEMS)
+
+
+def test_loading_and_scoring_raise_no_deprecation_from_transformers(
+    tiny_model: ThreadguardModel, tmp_path: Path
+) -> None:
+    """Issue 39: transformers' FutureWarnings reached the user on `threadguard score`. A
+    load through transformers (tokenizer, encoder, config) and a scoring pass, with every
+    FutureWarning and DeprecationWarning recorded: none may come from transformers, nor
+    from our code calling it (a warning's stack level may name either)."""
+    path = tiny_model.save_pretrained(tmp_path / "model")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictions = Predictor(load_model(path)).predict(ITEMS)
+    assert len(predictions) == len(ITEMS)
+    ours = [
+        f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}"
+        for w in caught
+        if issubclass(w.category, (FutureWarning, DeprecationWarning))
+        and any(part in Path(w.filename).parts for part in ("transformers", "classifier"))
+    ]
+    assert ours == []
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -253,8 +253,8 @@ def test_predictions_follow_the_policy(span_folder: Path) -> None:
 
     texts = ["you are a stupid idiot", "a nice day at the lake", "what a rotten thing"]
     loose = Threadguard(span_folder, backend="torch")
-    loose.predictor.span_holds = dict.fromkeys(HOLDS, 0.0)  # every label holds
-    with_all = loose.predict(texts)
+    loose.predictor = loose.predictor.with_options(span_holds=dict.fromkeys(HOLDS, 0.0))
+    with_all = loose.predict(texts)  # every label holds
     assert any(r.spans for r in with_all)  # the fixture's span head marks some words
     policy = span_folder.parent / "never.yaml"
     policy.write_text(
@@ -306,6 +306,7 @@ def test_threat_is_calibrated_on_its_own_dev_splits(
     import numpy as np
 
     import training.calibrate as calibrate
+    from classifier.model.predictor import CommentScores
     from training.data import make_example, to_dataset
 
     rng = np.random.default_rng(0)
@@ -325,13 +326,12 @@ def test_threat_is_calibrated_on_its_own_dev_splits(
 
     class Fake:
         toxicity_labels = labels
-        calibration = None
         span_labels = ()
 
-        def toxicity_of_texts(self, texts: list[str]) -> np.ndarray:
+        def comment_scores(self, texts: list[str]) -> CommentScores:
             y = np.array([float(t.split()[1]) for t in texts])
             noisy = np.clip(0.3 * y + 0.35 + rng.normal(0, 0.1, len(y)), 0.01, 0.99)
-            return np.stack([noisy, noisy], 1).astype(np.float32)
+            return CommentScores(np.stack([noisy, noisy], 1).astype(np.float32), None, None)
 
     comment = tmp_path / "model" / "comment"
     comment.mkdir(parents=True)

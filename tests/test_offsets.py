@@ -18,6 +18,7 @@ from classifier.model.config import ModelConfig
 from classifier.model.constants import CACHE_ENV, onnx_available
 from classifier.model.network import ThreadguardModel
 from classifier.model.onnx_predictor import OnnxPredictor
+from classifier.model.predictor import PredictOptions
 from classifier.model.replies import is_reply, shift_classes
 from classifier.model.torch_predictor import Predictor
 from classifier.model.versions import version_digest
@@ -238,7 +239,7 @@ def test_a_reply_flag_overrides_the_context_rule(tiny_config: ModelConfig) -> No
     model = biased(tiny_config)
     dev, _ = with_replies(rumour_dev())
     fit_head_offsets(model, "comment", [CorpusData("rumoureval2019", None, dev)], 8, "replies")
-    predictor = Predictor(model, batch_size=8)
+    predictor = Predictor(model, options=PredictOptions(batch_size=8))
     parent, text = "The mayor resigned yesterday.", "That is not true, he is still in office."
     items = [
         {"text": text, "target": parent, "context": "Mayor news"},  # reply by its context
@@ -248,8 +249,12 @@ def test_a_reply_flag_overrides_the_context_rule(tiny_config: ModelConfig) -> No
         {"text": text, "target": parent, "context": "", "reply": True},
     ]
     assert [is_reply(i) for i in items] == [True, False, True, False, True]
-    stance, _ = predictor.predict_arrays(items)
-    plain = Predictor(biased(tiny_config), batch_size=8).predict_arrays(items)[0]
+    stance = predictor.score_arrays(items).stance
+    plain = (
+        Predictor(biased(tiny_config), options=PredictOptions(batch_size=8))
+        .score_arrays(items)
+        .stance
+    )
     assert not np.allclose(stance[0], plain[0], atol=1e-4)
     np.testing.assert_allclose(stance[1], plain[1], atol=1e-6)
     np.testing.assert_allclose(stance[3], plain[3], atol=1e-6)
@@ -262,22 +267,26 @@ def test_saved_reply_offsets_reach_every_predictor(
 ) -> None:
     model = biased(tiny_config)
     dev, replies = with_replies(rumour_dev())
-    plain = Predictor(model, batch_size=8).predict_arrays(
-        dev.select_columns(["target", "context", "text"])
-    )[0]
+    plain = (
+        Predictor(model, options=PredictOptions(batch_size=8))
+        .score_arrays(dev.select_columns(["target", "context", "text"]))
+        .stance
+    )
     fit_head_offsets(model, "comment", [CorpusData("rumoureval2019", None, dev)], 8, "replies")
     saved = model.save_pretrained(tmp_path / "m")
     items = dev.select_columns(["target", "context", "text"])
-    torch_out, _ = Predictor(ThreadguardModel.from_pretrained(saved), batch_size=8).predict_arrays(
-        items
+    torch_out = (
+        Predictor(ThreadguardModel.from_pretrained(saved), options=PredictOptions(batch_size=8))
+        .score_arrays(items)
+        .stance
     )
     assert not np.allclose(torch_out[replies], plain[replies], atol=1e-4)
     np.testing.assert_allclose(torch_out[~replies], plain[~replies], atol=1e-6)
     if not onnx_available():
         return
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
-    lean = OnnxPredictor.from_folder(saved, backend="onnx", batch_size=8)
-    onnx_out, _ = lean.predict_arrays(items)
+    lean = OnnxPredictor.from_folder(saved, backend="onnx", options=PredictOptions(batch_size=8))
+    onnx_out = lean.score_arrays(items).stance
     assert np.abs(onnx_out - torch_out).max() <= TOLERANCE["onnx"]
 
 

@@ -25,7 +25,7 @@ from classifier.model.encoding import InputEncoder
 from classifier.model.loading import load_predictor
 from classifier.model.network import ThreadguardModel
 from classifier.model.onnx_predictor import OnnxPredictor
-from classifier.model.predictor import BatchPredictor
+from classifier.model.predictor import BatchPredictor, PredictOptions
 from classifier.model.torch_predictor import Predictor
 from classifier.model.versions import compute_model_version
 from classifier.scoring import ScoreRun
@@ -83,22 +83,22 @@ def saved(tiny_config: ModelConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 @pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
 def test_onnx_predictor_matches_the_torch_paths(saved: Path, backend: str) -> None:
     model = ThreadguardModel.from_pretrained(saved)
-    reference = Predictor(model, batch_size=8)
-    same_engine = Predictor(model, batch_size=8, backend=backend)
-    lean = OnnxPredictor.from_folder(saved, backend=backend, batch_size=8)
+    reference = Predictor(model, options=PredictOptions(batch_size=8))
+    same_engine = Predictor(model, backend=backend, options=PredictOptions(batch_size=8))
+    lean = OnnxPredictor.from_folder(saved, backend=backend, options=PredictOptions(batch_size=8))
     assert (lean.stance_labels, lean.toxicity_labels) == (
         reference.stance_labels,
         reference.toxicity_labels,
     )
     assert lean.model_version == compute_model_version(model, saved)
-    stance, tox = lean.predict_arrays(SAMPLE)
-    engine_stance, engine_tox = same_engine.predict_arrays(SAMPLE)
+    stance, tox, _, _ = lean.score_arrays(SAMPLE)
+    engine_stance, engine_tox, _, _ = same_engine.score_arrays(SAMPLE)
     assert np.abs(stance - engine_stance).max() < 1e-5  # same file, same engine
     assert np.abs(tox - engine_tox).max() < 1e-5
-    ref_stance, ref_tox = reference.predict_arrays(SAMPLE)
+    ref_stance, ref_tox, _, _ = reference.score_arrays(SAMPLE)
     assert np.abs(stance - ref_stance).max() <= TOLERANCE[backend]
     assert np.abs(tox - ref_tox).max() <= TOLERANCE[backend]
-    one = lean.predict_one(SAMPLE[3]["text"], SAMPLE[3]["target"], SAMPLE[3]["context"])
+    (one,) = lean.predict(SAMPLE[3:4])
     alone = [one["stance"]["scores"][label] for label in lean.stance_labels]
     assert alone == pytest.approx(stance[3].tolist(), abs=max(1e-5, TOLERANCE[backend]))  # alone
 
@@ -112,14 +112,14 @@ def test_every_runtime_spells_emoji_out_when_the_model_says_so(
     config = tiny_config.replace(emoji_words=True)
     folder = decisive(ThreadguardModel.from_encoder(config)).save_pretrained(tmp_path / "m")
     model = ThreadguardModel.from_pretrained(folder)
-    lean = OnnxPredictor.from_folder(folder, backend="onnx", batch_size=8)
+    lean = OnnxPredictor.from_folder(folder, backend="onnx", options=PredictOptions(batch_size=8))
     assert model.config.emoji_words and model.input_encoder.emoji_words
     assert lean.input_encoder.emoji_words
     items = [{"text": "you 🐷", "target": "the 🔥 article"}, {"text": "you pig face"}]
-    _, tox = Predictor(model, batch_size=8).predict_arrays(items)
-    _, lean_tox = lean.predict_arrays(items)
+    tox = Predictor(model, options=PredictOptions(batch_size=8)).score_arrays(items).toxicity
+    lean_tox = lean.score_arrays(items).toxicity
     assert np.abs(tox - lean_tox).max() <= TOLERANCE["onnx"]
-    _, spelled = lean.predict_arrays([{"text": "you pig face", "target": "the fire article"}])
+    spelled = lean.score_arrays([{"text": "you pig face", "target": "the fire article"}]).toxicity
     assert np.abs(lean_tox[0] - spelled[0]).max() < 1e-5  # the model read the words
 
 
@@ -128,7 +128,7 @@ def test_second_load_reads_the_cache_and_a_changed_model_is_exported_again(
     saved: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = OnnxPredictor.from_folder(saved, backend="onnx")
-    before = first.predict_arrays(SAMPLE[:5])
+    before = first.score_arrays(SAMPLE[:5])
 
     def no_export(*args: object) -> object:
         raise AssertionError("exported again")
@@ -147,7 +147,7 @@ def test_second_load_reads_the_cache_and_a_changed_model_is_exported_again(
     monkeypatch.setenv(constants.CACHE_ENV, str(first.session.path.parent.parent))
     changed = OnnxPredictor.from_folder(saved, backend="onnx")
     assert changed.session.path != first.session.path
-    assert not np.allclose(changed.predict_arrays(SAMPLE[:5])[1], before[1])
+    assert not np.allclose(changed.score_arrays(SAMPLE[:5]).toxicity, before[1])
 
 
 @needs_onnx
@@ -156,7 +156,7 @@ def test_lean_load_imports_neither_torch_nor_transformers(saved: Path) -> None:
     code = (
         "import sys, json; from classifier.model.loading import load_predictor; "
         f"p = load_predictor({str(saved)!r}, backend='onnx-int8'); "
-        "r = p.predict_one('is this true', 'the article'); "
+        "(r,) = p.predict([{'text': 'is this true', 'target': 'the article'}]); "
         "print(json.dumps([sorted(m for m in ('torch', 'transformers') if m in sys.modules), "
         "r['stance']['label'], p.backend]))"
     )
@@ -239,11 +239,11 @@ def test_a_model_without_an_export_key_is_exported_afresh_and_nothing_cached(
     saved: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = OnnxPredictor.from_folder(saved, backend="onnx")
-    keyed = first.predict_arrays(SAMPLE[:5])
+    keyed = first.score_arrays(SAMPLE[:5])
     cache = tmp_path / "cache-for-keyless"
     monkeypatch.setattr(onnx_predictor, "export_key", lambda path, config, cache=None: None)
     lean = OnnxPredictor.from_folder(saved, backend="onnx", cache_dir=cache)
     assert not cache.exists()  # nothing written: no key to find it by
-    again = lean.predict_arrays(SAMPLE[:5])
+    again = lean.score_arrays(SAMPLE[:5])
     assert np.array_equal(again[0], keyed[0]) and np.array_equal(again[1], keyed[1])
     assert lean.model_version == first.model_version

@@ -209,9 +209,11 @@ def test_spans_agree_across_backends_and_index_the_text(span_folder: Path) -> No
 def test_spans_can_be_turned_off(span_folder: Path) -> None:
     predictor = load_predictor(span_folder, backend="torch")
     assert predictor.comment_model is not None
-    predictor.comment_model.with_spans = False
-    (row,) = predictor.predict([{"text": HARD_TEXTS[0], "target": "", "context": ""}])
+    items = [{"text": HARD_TEXTS[0], "target": "", "context": ""}]
+    (row,) = predictor.with_options(spans=False).predict(items)
     assert "spans" not in row and "constructive" in row
+    (row,) = predictor.predict(items)  # the predictor it was derived from is unchanged
+    assert "spans" in row
 
 
 def test_score_rows_carry_spans_and_constructiveness_through_every_writer(
@@ -313,7 +315,7 @@ def test_span_threshold_is_fitted_on_the_task_dev_file_and_loaded(
     posts = read_tsd(tsd_path("dev", FIXTURES))
     comment = predictor.comment_model
     tokens = comment.span_token_probabilities([p.text for p in posts])
-    probs = comment.toxicity_of_texts([p.text for p in posts])
+    probs = comment.comment_scores([p.text for p in posts]).toxicity
     names = comment.toxicity_labels
     label_scores = [dict(zip(names, map(float, row), strict=True)) for row in probs]
     holds = Policy.default().holds()

@@ -14,6 +14,7 @@ from classifier.model import constants
 from classifier.model.config import ModelConfig, StanceHead
 from classifier.model.network import ThreadguardModel
 from classifier.model.onnx_predictor import OnnxPredictor
+from classifier.model.predictor import PredictOptions
 from classifier.model.torch_predictor import Predictor
 from classifier.model.versions import version_digest
 from tests.test_backends import SAMPLE, TOLERANCE, decisive, needs_onnx
@@ -148,7 +149,9 @@ def test_a_model_without_heads_keeps_its_config_and_version(
     before = version_digest(tiny_model)
     loaded = ThreadguardModel.from_pretrained(tiny_model.save_pretrained(tmp_path / "one"))
     assert version_digest(loaded) == before
-    reference, _ = Predictor(tiny_model, batch_size=8).predict_arrays(SAMPLE)
+    reference = (
+        Predictor(tiny_model, options=PredictOptions(batch_size=8)).score_arrays(SAMPLE).stance
+    )
     with torch.no_grad():
         batch = tiny_model.encode(*([i[k] for i in SAMPLE] for k in ("target", "context", "text")))
         raw = tiny_model(**batch)
@@ -163,21 +166,25 @@ def test_heads_round_trip_and_the_torch_predictor_reads_a_named_head(
     saved = headed.save_pretrained(tmp_path / "m")
     loaded = ThreadguardModel.from_pretrained(saved)
     assert loaded.config.heads == headed.config.heads
-    predictor = Predictor(loaded, batch_size=8)
+    predictor = Predictor(loaded, options=PredictOptions(batch_size=8))
     assert {n: h.corpora for n, h in predictor.stance_heads.items()} == {
         "comment": ("rumoureval2019",), "claim": ("fnc1", "arc"), "topic": ("semeval2016_stance",)
     }  # fmt: skip
     assert predictor.stance_heads["topic"].classes == ("support", "deny", "comment")
     assert predictor.head_for("semeval2016_stance") == "topic"
     assert predictor.head_for("olid") == predictor.comment_head == "comment"
-    topic, _ = predictor.predict_arrays(SAMPLE, stance_head="topic")
-    comment, _ = predictor.predict_arrays(SAMPLE)
-    reference, _ = Predictor(headed, batch_size=8).predict_arrays(SAMPLE, stance_head="topic")
+    topic = predictor.score_arrays(SAMPLE, stance_head="topic").stance
+    comment = predictor.score_arrays(SAMPLE).stance
+    reference = (
+        Predictor(headed, options=PredictOptions(batch_size=8))
+        .score_arrays(SAMPLE, stance_head="topic")
+        .stance
+    )
     assert np.abs(topic - reference).max() < 1e-5
     assert topic[:, [2, 4]].max() < 1e-6 and np.allclose(topic.sum(axis=1), 1, atol=1e-5)
     assert not np.allclose(topic, comment, atol=1e-3)
     with pytest.raises(ValueError, match=r"no stance head 'rumour'; this model has \['comment'"):
-        predictor.predict_arrays(SAMPLE, stance_head="rumour")
+        predictor.score_arrays(SAMPLE, stance_head="rumour")
 
 
 @needs_onnx
@@ -186,12 +193,14 @@ def test_the_onnx_predictor_reads_the_same_heads(
 ) -> None:
     monkeypatch.setenv(constants.CACHE_ENV, str(tmp_path / "cache"))
     saved = headed.save_pretrained(tmp_path / "m")
-    reference = Predictor(ThreadguardModel.from_pretrained(saved), batch_size=8)
-    lean = OnnxPredictor.from_folder(saved, backend="onnx", batch_size=8)
+    reference = Predictor(
+        ThreadguardModel.from_pretrained(saved), options=PredictOptions(batch_size=8)
+    )
+    lean = OnnxPredictor.from_folder(saved, backend="onnx", options=PredictOptions(batch_size=8))
     assert lean.stance_heads == reference.stance_heads
     for head in (None, "comment", "claim", "topic"):
-        ours, tox = lean.predict_arrays(SAMPLE, stance_head=head)
-        theirs, ref_tox = reference.predict_arrays(SAMPLE, stance_head=head)
+        ours, tox, _, _ = lean.score_arrays(SAMPLE, stance_head=head)
+        theirs, ref_tox, _, _ = reference.score_arrays(SAMPLE, stance_head=head)
         assert np.abs(ours - theirs).max() <= TOLERANCE["onnx"], head
         assert np.abs(tox - ref_tox).max() <= TOLERANCE["onnx"]
 
@@ -215,7 +224,7 @@ def test_training_fills_each_heads_classes_and_evaluation_uses_them(
     semeval = load_corpus("semeval2016_stance", FIXTURES)["test"]
     scores = scorer.score("semeval2016_stance", semeval, None)
     assert scores.stance is not None and scores.stance_labels == ("support", "deny", "comment")
-    direct, _ = scorer.predictor.predict_arrays(semeval, stance_head="topic")
+    direct = scorer.predictor.score_arrays(semeval, stance_head="topic").stance
     assert np.abs(scores.stance - direct[:, [0, 1, 3]]).max() < 1e-6
 
 

@@ -41,6 +41,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
+from classifier.model.predictor import CommentScores, ItemScores, PredictOptions
 from classifier.model.spans import Span
 from training.corpora import CORPORA
 
@@ -315,7 +316,8 @@ class TransformerScorer:
         self.name = path.name if Path(where).exists() else where
         if backend != "torch":
             self.name = f"{self.name}@{backend}"
-        self.predictor = load_predictor(path, batch_size=batch_size, device=device, backend=backend)
+        options = PredictOptions(batch_size=batch_size)
+        self.predictor = load_predictor(path, device=device, backend=backend, options=options)
 
     def describe(self) -> dict[str, Any]:
         """Model config, training config, versions and a content hash of its files."""
@@ -355,11 +357,12 @@ class TransformerScorer:
         want_constructive = rated and bool(comment.constructive_labels)
         # the comment model's extra heads come with its toxicity pass; only where the corpus
         # has their gold are they kept
-        stance, found = predictor.score_arrays(rows, stance_head=head, spans=want_spans)
+        scored = predictor.score_arrays(rows, stance_head=head, spans=want_spans)
         # only the classes the corpus's head can say: another one is missing, not improbable
         classes = predictor.stance_heads[head].classes
-        stance = stance[:, [predictor.stance_labels.index(c) for c in classes]]
-        out = Scores(classes, stance, predictor.toxicity_labels, found.toxicity)
+        stance = scored.stance[:, [predictor.stance_labels.index(c) for c in classes]]
+        out = Scores(classes, stance, predictor.toxicity_labels, scored.toxicity)
+        found: ItemScores | CommentScores = scored
         if predictor.comment_model is None and (want_spans or want_constructive):
             # a one-pass model with the heads: they read the comment alone, in a pass of its own
             found = comment.comment_scores(list(data["text"]), spans=want_spans)

@@ -68,14 +68,13 @@ def fit_calibration(
     """
     extra = LABEL_DEV if label_corpora is None else label_corpora
     comment_dir = _comment_dir(model)
-    predictor = load_predictor(comment_dir, backend="torch")
-    predictor.calibration = None
+    predictor = load_predictor(comment_dir, backend="torch", calibrated=False)
     labels = predictor.toxicity_labels
     names = list(dict.fromkeys([*corpora, *(c for n in labels for c in extra.get(n, ()))]))
     probs, golds, sources = [], [], []
     for name in names:
         dev = load_corpus(name, data_root, split="dev")
-        probs.append(predictor.toxicity_of_texts(list(dev["text"])))
+        probs.append(predictor.comment_scores(list(dev["text"])).toxicity)
         golds.append(np.stack([np.asarray(dev[label], dtype=np.float32) for label in labels], 1))
         sources.extend([name] * len(dev))
         logger.info("calibration: %s dev, %d comments", name, len(dev))
@@ -151,7 +150,7 @@ def fit_span_threshold(
     holds = Policy.default().holds()
     scores = [
         dict(zip(predictor.toxicity_labels, map(float, row), strict=True))
-        for row in predictor.toxicity_of_texts(texts)
+        for row in predictor.comment_scores(texts).toxicity
     ]
 
     def predict(threshold: float) -> list[list[int]]:

@@ -13,6 +13,7 @@ import datasets
 import numpy as np
 
 from classifier.model.network import ThreadguardModel
+from classifier.model.predictor import PredictOptions
 from classifier.model.torch_predictor import Predictor
 from training.metrics import dev_metrics
 from training.mixing import CorpusData
@@ -33,8 +34,10 @@ def predict_dataset(
     was_training = model.training
     rows = dataset.select_columns(["target", "context", "text"])
     try:
-        predictor = Predictor(model, batch_size=batch_size, device=model.device)
-        return predictor.predict_arrays(rows, stance_head=stance_head)
+        options = PredictOptions(batch_size=batch_size)
+        predictor = Predictor(model, device=model.device, options=options)
+        found = predictor.score_arrays(rows, stance_head=stance_head)
+        return found.stance, found.toxicity
     finally:
         model.train(was_training)
 

@@ -3,7 +3,7 @@
 >>> report = run_evaluation(["runs/model", "baseline:tfidf"], ["olid", "fnc1:test"], "runs/eval")
 
 Each dataset's split is scored by each model (transformer models through
-:meth:`classifier.inference.Predictor.predict_arrays`, the path ``threadguard
+:meth:`classifier.model.predictor.BatchPredictor.score_arrays`, the path ``threadguard
 score`` uses; baselines from :mod:`training.baselines`), measured with the
 metrics each task's literature uses (scikit-learn does the arithmetic), bootstrapped
 on its primary metric, and written by :mod:`training.report` as ``report.json``,

@@ -21,7 +21,7 @@ are about 97 % ``comment``, while its training threads (Twitter, 2017) have 7.5 
 ``deny`` and 9 % ``support`` there, and the head carries the training mix over.
 Depending on the input, these cannot go into the bias; the saved record carries
 ``"inputs": "replies"`` and every predictor applies it
-(:meth:`classifier.model.predictor.BatchPredictor.predict_arrays`).
+(:meth:`classifier.model.predictor.BatchPredictor.score_arrays`).
 """
 
 from __future__ import annotations

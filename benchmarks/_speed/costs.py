@@ -53,8 +53,8 @@ def scaling(
             line: list[Any] = [backend, label, len(items)]
             mean_len = line_tokens = math.nan
             for b in batch_sizes:
-                predictor.batch_size = b
-                rate = throughput(PredictorScorer(predictor), items, runs)
+                sized = predictor.with_options(batch_size=b)
+                rate = throughput(PredictorScorer(sized), items, runs)
                 line.append(rate)
                 if b == 32:
                     encoded = encoder.encode(

@@ -110,7 +110,7 @@ class PredictorScorer(Scorer):
         self.predictor.predict(items)  # as threadguard score: rows, spans included
 
     def score_one(self, item: Item) -> None:
-        self.predictor.predict_one(item["text"], item["target"])
+        self.predictor.predict([{"text": item["text"], "target": item["target"]}])
 
 
 class TransformerPeer(Scorer):
@@ -195,12 +195,13 @@ class Setup:
         backend, _, variant = rest.partition(":")
         if kind == "ours":
             from classifier.model.loading import load_predictor
+            from classifier.model.predictor import PredictOptions
 
             # as `threadguard score` and `serve` load it: the ONNX backends without torch
+            options = PredictOptions(batch_size=self.batch_size, spans=variant != "no-spans")
             predictor = load_predictor(
-                self.model, batch_size=self.batch_size, num_threads=threads, backend=backend
+                self.model, num_threads=threads, backend=backend, options=options
             )
-            predictor.set_spans(variant != "no-spans")
             return PredictorScorer(predictor)
         if kind == "profanity":
             return ProfanityPeer()

@@ -3,13 +3,14 @@ get one for a saved model folder and a backend.
 
 :func:`load_predictor` picks the torch :class:`~classifier.model.torch_predictor.Predictor`
 (``torch``, ``int8``) or the torch-free
-:class:`~classifier.model.onnx_predictor.OnnxPredictor` (``onnx``, ``onnx-int8``), attaches
-the folder's comment model when it has one, and sets the calibration and the span
+:class:`~classifier.model.onnx_predictor.OnnxPredictor` (``onnx``, ``onnx-int8``) and builds
+it whole: with the folder's comment model when it has one, and the calibration and the span
 threshold saved with each model. The torch side is imported only when it is chosen.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from classifier.model.constants import (
     resolve_backend,
 )
 from classifier.model.onnx_predictor import OnnxPredictor, cached_export
-from classifier.model.predictor import BatchPredictor
+from classifier.model.predictor import DEFAULT_OPTIONS, BatchPredictor, PredictOptions
 from classifier.model.spans import DEFAULT_SPAN_THRESHOLD
 
 
@@ -33,17 +34,21 @@ def load_predictor(
     *,
     backend: str = "auto",
     device: str = "cpu",
-    batch_size: int = 32,
     num_threads: int | None = None,
-    max_batch_tokens: int | None = None,
     cache_dir: str | Path | None = None,
     comment_model: bool = True,
+    calibrated: bool = True,
+    options: PredictOptions = DEFAULT_OPTIONS,
 ) -> BatchPredictor:
-    """A predictor for the saved model at ``path`` (``None``: the shipped default).
+    """A predictor for the saved model at ``path`` (``None``: the shipped default), built
+    whole: it is not changed after (:meth:`BatchPredictor.with_options` derives one with
+    other ``options``).
 
     A model folder with a :data:`COMMENT_DIR` subfolder scores toxicity with that comment
-    model (:meth:`BatchPredictor.attach_comment_model`); ``comment_model=False`` scores
-    with the outer model's own toxicity head instead (how v0.3.1 scored, for comparison).
+    model (the ``comment_model`` of :class:`BatchPredictor`); ``comment_model=False``
+    scores with the outer model's own toxicity head instead (how v0.3.1 scored, for
+    comparison). Each folder's saved calibration (``calibrated=False``: none, as
+    ``threadguard calibrate`` fits it) and span threshold apply to its own scores.
 
     ``backend`` (``auto``: :func:`resolve_backend` for ``device``) picks the runtime:
     the torch :class:`~classifier.model.torch_predictor.Predictor` for ``torch`` and ``int8``,
@@ -51,18 +56,19 @@ def load_predictor(
     """
     chosen = resolve_backend(backend, device)
     folder = model_dir(path)
-    options: dict[str, Any] = {
-        "backend": chosen,
-        "device": device,
-        "batch_size": batch_size,
-        "num_threads": num_threads,
-        "max_batch_tokens": max_batch_tokens,
-        "cache_dir": cache_dir,
-    }
-    predictor = _load_one(path if path is not None else folder, **options)
+    load = functools.partial(
+        _load_one,
+        backend=chosen,
+        device=device,
+        num_threads=num_threads,
+        cache_dir=cache_dir,
+        calibrated=calibrated,
+        options=options,
+    )
+    comment = None
     if comment_model and (folder / COMMENT_DIR / CONFIG_FILE).is_file():
-        predictor.attach_comment_model(_load_one(folder / COMMENT_DIR, **options))
-    return predictor
+        comment = load(folder / COMMENT_DIR)
+    return load(path if path is not None else folder, comment_model=comment)
 
 
 def exports_pending(
@@ -100,48 +106,44 @@ def _load_one(
     *,
     backend: Backend,
     device: str,
-    batch_size: int,
     num_threads: int | None,
-    max_batch_tokens: int | None,
     cache_dir: str | Path | None,
+    calibrated: bool,
+    options: PredictOptions,
+    comment_model: BatchPredictor | None = None,
 ) -> BatchPredictor:
-    """One model folder's predictor, without its comment model, with the toxicity
-    calibration saved in that folder (:func:`calibration_of`)."""
+    """One model folder's predictor, with ``comment_model`` (if any), and the toxicity
+    calibration (:func:`calibration_of`) and span threshold saved in that folder."""
     folder = model_dir(path)
-    predictor: BatchPredictor
+    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    saved: dict[str, Any] = {
+        "calibration": calibration_of(folder) if calibrated else None,
+        "span_threshold": float(config.get("span_threshold", DEFAULT_SPAN_THRESHOLD)),
+        "comment_model": comment_model,
+        "options": options,
+    }
     if backend in ("onnx", "onnx-int8"):
         if str(device).split(":")[0] != "cpu":
             raise BackendUnavailableError(
                 f"backend {backend!r} runs on the CPU; use backend='torch' on {device}"
             )
-        predictor = OnnxPredictor.from_folder(
-            path,
-            backend=backend,
-            num_threads=num_threads,
-            cache_dir=cache_dir,
-            batch_size=batch_size,
-            max_batch_tokens=max_batch_tokens,
+        return OnnxPredictor.from_folder(
+            path, backend=backend, num_threads=num_threads, cache_dir=cache_dir, **saved
         )
-    else:
-        from classifier.model.torch_predictor import Predictor, load_model
-        from classifier.model.versions import compute_model_version
+    from classifier.model.torch_predictor import Predictor, load_model
+    from classifier.model.versions import compute_model_version
 
-        model = load_model(folder)
-        if str(device).split(":")[0] == "cuda":
-            import torch
+    model = load_model(folder)
+    if str(device).split(":")[0] == "cuda":
+        import torch
 
-            if not torch.cuda.is_available():
-                raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
-        predictor = Predictor(
-            model,
-            batch_size=batch_size,
-            device=device,
-            num_threads=num_threads,
-            max_batch_tokens=max_batch_tokens,
-            backend=backend,
-            model_version=compute_model_version(model, path),
-        )
-    predictor.calibration = calibration_of(folder)
-    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    predictor.span_threshold = float(config.get("span_threshold", DEFAULT_SPAN_THRESHOLD))
-    return predictor
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+    return Predictor(
+        model,
+        device=device,
+        num_threads=num_threads,
+        backend=backend,
+        model_version=compute_model_version(model, path),
+        **saved,
+    )

@@ -86,6 +86,13 @@ def _pool(hidden: torch.Tensor, mask: torch.Tensor, how: Pooling) -> torch.Tenso
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
+def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
+    """The encoder's tokenizer, with ``clean_up_tokenization_spaces`` said (it only changes
+    ``decode``, which threadguard never calls): unsaid, transformers 4.44 warns that its
+    default changes (a FutureWarning at every load, issue 39)."""
+    return AutoTokenizer.from_pretrained(path, clean_up_tokenization_spaces=False)
+
+
 class ThreadguardModel(nn.Module):
     """Shared encoder with stance heads (softmax; one per label scheme, see
     :class:`StanceHead`) and a toxicity head (sigmoids).
@@ -172,7 +179,7 @@ class ThreadguardModel(nn.Module):
         if encoder_model is None:
             encoder_model = load_encoder(config.encoder)
         if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(resolve_encoder(config.encoder))
+            tokenizer = load_tokenizer(resolve_encoder(config.encoder))
         return cls(config, encoder_model, tokenizer).eval()
 
     @classmethod
@@ -187,7 +194,7 @@ class ThreadguardModel(nn.Module):
             )
         warn_on_version_change(path, meta.get("versions", {}))
         config = ModelConfig.from_dict(meta["model_config"])
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        tokenizer = load_tokenizer(str(path))
         if meta["save_mode"] == "full":
             encoder = AutoModel.from_pretrained(str(path / ENCODER_DIR))
         elif meta["save_mode"] == "delta":
@@ -304,16 +311,21 @@ class ThreadguardModel(nn.Module):
             pooled.shape[0], self.head_classes.shape[0], self.head_classes.shape[1]
         )
         by_head = by_head.masked_fill(~self.head_classes, _MISSING_LOGIT)
-        out = ThreadguardOutput(
+        # every field at construction: transformers 4.44's ModelOutput keeps an attribute
+        # set later out of its keys (output["span_logits"]: KeyError at the declared floor)
+        return ThreadguardOutput(
             stance_logits=self._comment_logits(by_head),
             toxicity_logits=self.toxicity_head(self.dropout(tox_pooled)),
             stance_head_logits=by_head,
+            span_logits=(
+                self.span_head(self.dropout(hidden)) if self.span_head is not None else None
+            ),
+            constructive_logits=(
+                self.constructive_head(self.dropout(tox_pooled))
+                if self.constructive_head is not None
+                else None
+            ),
         )
-        if self.span_head is not None:
-            out.span_logits = self.span_head(self.dropout(hidden))
-        if self.constructive_head is not None:
-            out.constructive_logits = self.constructive_head(self.dropout(tox_pooled))
-        return out
 
     def _comment_logits(self, by_head: torch.Tensor) -> torch.Tensor:
         """The stance logits a comment is scored with, from the heads' [B, H, S]."""

@@ -46,8 +46,15 @@ from classifier.model.constants import (
 )
 from classifier.model.encoding import EncodedInput, InputEncoder
 from classifier.model.onnx_session import OnnxSession, require_onnxruntime
-from classifier.model.predictor import BatchOutput, BatchPredictor, probabilities
-from classifier.model.replies import HeadSpec, reply_offsets_of, stance_heads_of
+from classifier.model.predictor import (
+    DEFAULT_OPTIONS,
+    BatchOutput,
+    BatchPredictor,
+    PredictOptions,
+    probabilities,
+)
+from classifier.model.replies import reply_offsets_of, stance_heads_of
+from classifier.model.spans import DEFAULT_SPAN_THRESHOLD
 from classifier.model.versions import version_name
 
 logger = logging.getLogger(__name__)
@@ -187,42 +194,15 @@ def _local_encoder(ref: str) -> Path | None:
 class OnnxPredictor(BatchPredictor):
     """Scores with ONNX Runtime over a cached export, with neither torch nor transformers.
 
-    Build one with :meth:`from_folder`. ``backend`` is ``"onnx"`` (float32) or
-    ``"onnx-int8"``.
+    Build one with :meth:`from_folder`; ``session`` and ``encoder`` run it, and the other
+    arguments are :class:`~classifier.model.predictor.BatchPredictor`'s (``backend`` is
+    ``"onnx"``, float32, or ``"onnx-int8"``).
     """
 
-    def __init__(
-        self,
-        session: OnnxSession,
-        encoder: InputEncoder,
-        *,
-        stance_labels: Sequence[str],
-        toxicity_labels: Sequence[str],
-        model_version: str,
-        backend: Backend,
-        stance_heads: Mapping[str, HeadSpec] | None = None,
-        reply_offsets: np.ndarray | None = None,
-        batch_size: int = 32,
-        max_batch_tokens: int | None = None,
-        chunk_size: int = 4096,
-        span_labels: Sequence[str] = (),
-        constructive_labels: Sequence[str] = (),
-    ) -> None:
-        super().__init__(
-            batch_size=batch_size, max_batch_tokens=max_batch_tokens, chunk_size=chunk_size
-        )
+    def __init__(self, session: OnnxSession, encoder: InputEncoder, **model: Any) -> None:
         self.session = session
-        self.span_labels = tuple(span_labels)
-        self.constructive_labels = tuple(constructive_labels)
         self._encoder = encoder
-        self.stance_labels = tuple(stance_labels)
-        self.toxicity_labels = tuple(toxicity_labels)
-        self.stance_heads = dict(
-            stance_heads or stance_heads_of({"stance_labels": self.stance_labels})
-        )
-        self.model_version = model_version
-        self.backend = backend
-        self.reply_offsets = reply_offsets
+        super().__init__(**model)
 
     @property
     def input_encoder(self) -> InputEncoder:
@@ -236,15 +216,17 @@ class OnnxPredictor(BatchPredictor):
         backend: str = "onnx-int8",
         num_threads: int | None = None,
         cache_dir: str | Path | None = None,
-        batch_size: int = 32,
-        max_batch_tokens: int | None = None,
-        chunk_size: int = 4096,
+        calibration: Mapping[str, tuple[float, float]] | None = None,
+        span_threshold: float = DEFAULT_SPAN_THRESHOLD,
+        comment_model: BatchPredictor | None = None,
+        options: PredictOptions = DEFAULT_OPTIONS,
     ) -> OnnxPredictor:
         """Load the saved model at ``path`` (``None``: the shipped default) on ONNX Runtime.
 
         The export comes from the cache when this model folder (same files, same base
         encoder) was exported before; otherwise it is exported now, through torch, and
-        cached for the next load.
+        cached for the next load. ``calibration``, ``span_threshold``, ``comment_model``
+        and ``options``: see :class:`~classifier.model.predictor.BatchPredictor`.
         """
         if backend not in ("onnx", "onnx-int8"):
             raise ValueError(f"OnnxPredictor runs 'onnx' or 'onnx-int8', not {backend!r}")
@@ -272,19 +254,20 @@ class OnnxPredictor(BatchPredictor):
         return cls(
             session,
             encoder,
+            backend=cast(Backend, backend),
+            model_version=f"{name}-{entry['version_digest']}",
             stance_labels=model_config["stance_labels"],
             toxicity_labels=model_config["toxicity_labels"],
             stance_heads=heads,
             reply_offsets=reply_offsets_of(
                 config.get("stance_offsets"), model_config["stance_labels"], heads
             ),
-            model_version=f"{name}-{entry['version_digest']}",
-            backend=cast(Backend, backend),
             span_labels=model_config.get("span_labels", ()),
             constructive_labels=model_config.get("constructive_labels", ()),
-            batch_size=batch_size,
-            max_batch_tokens=max_batch_tokens,
-            chunk_size=chunk_size,
+            calibration=calibration,
+            span_threshold=span_threshold,
+            comment_model=comment_model,
+            options=options,
         )
 
     def _run_batch(self, encoded: Sequence[EncodedInput]) -> BatchOutput:

@@ -4,23 +4,34 @@
 each batch pads little, has a subclass run each batch (the torch
 :class:`~classifier.model.torch_predictor.Predictor` or the ONNX
 :class:`~classifier.model.onnx_predictor.OnnxPredictor`), and returns stance and
-toxicity in input order. With a comment model attached, toxicity, constructiveness and
-toxic spans come from that model reading each comment alone and whole, in overlapping
-windows (:meth:`BatchPredictor.comment_scores`), with the saved calibration applied.
+toxicity in input order. With a comment model (given at construction), toxicity,
+constructiveness and toxic spans come from that model reading each comment alone and
+whole, in overlapping windows (:meth:`BatchPredictor.comment_scores`), with the saved
+calibration applied. A predictor is built whole and not changed after: one with other
+:class:`PredictOptions` is derived (:meth:`BatchPredictor.with_options`).
 
 This module imports neither torch nor transformers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, TypedDict, cast
+import copy
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, TypedDict, TypeVar, cast
 
 import numpy as np
 
 from classifier.model.constants import WINDOW_OVERLAP, Backend
 from classifier.model.encoding import EncodedInput, InputEncoder
-from classifier.model.replies import HeadSpec, item_field, reply_mask, shift_classes
+from classifier.model.options import DEFAULT_OPTIONS, PredictOptions
+from classifier.model.replies import (
+    HeadSpec,
+    item_field,
+    reply_mask,
+    shift_classes,
+    stance_heads_of,
+)
 from classifier.model.spans import (
     DEFAULT_HOLD,
     DEFAULT_SPAN_THRESHOLD,
@@ -72,6 +83,17 @@ class TokenSpanProbs(NamedTuple):
     probs: np.ndarray
 
 
+class ItemScores(NamedTuple):
+    """What :meth:`BatchPredictor.score_arrays` gives for items: stance [N, S], toxicity
+    [N, T], and with a comment model that has those heads, constructiveness [N, C] and
+    each comment's toxic spans (when asked for)."""
+
+    stance: np.ndarray
+    toxicity: np.ndarray
+    constructive: np.ndarray | None
+    spans: list[list[Span]] | None
+
+
 class CommentScores(NamedTuple):
     """What the comment model gives for texts read alone and whole (see
     :meth:`BatchPredictor.comment_scores`)."""
@@ -81,127 +103,160 @@ class CommentScores(NamedTuple):
     spans: list[list[Span]] | None
 
 
+_Derived = TypeVar("_Derived", bound="BatchPredictor")
+
+
 class BatchPredictor:
     """Batched prediction in input order; subclasses run the encoded batches.
 
-    Inputs are tokenised a chunk at a time, sorted by length so that each batch
-    pads little, and returned in input order as plain dicts keyed by label name.
+    Inputs are tokenised a chunk at a time, sorted by length so that each batch pads
+    little, and returned in input order as plain dicts keyed by label name. Built whole
+    (a subclass sets its own fields, then calls this constructor last) and immutable
+    after: :meth:`with_options` derives a predictor with other options, sharing the
+    loaded model; setting an attribute raises ``AttributeError``.
 
     Args:
-        batch_size: most examples per forward pass.
-        max_batch_tokens: if given, a batch also stops growing once
-            ``examples x longest input`` would exceed it (bounds memory when
-            inputs are long).
-        chunk_size: inputs are tokenised and length-sorted this many at a time,
-            which bounds memory on very long input lists.
+        backend: what runs the batches (:mod:`classifier.model.backends`).
+        model_version: ``<name>-<12 hex>``, see
+            :func:`classifier.model.versions.compute_model_version`.
+        stance_labels, toxicity_labels: the model's classes, in its logit order.
+        stance_heads: stance head name → what it was trained on, in logit order; the
+            first scores comments (default: one head over every stance label).
+        reply_offsets: the comment head's log-offsets [S] for replies
+            (:func:`~classifier.model.replies.reply_offsets_of`), or None.
+        span_labels: the span head's labels (empty: none).
+        constructive_labels: the constructiveness head's labels (empty: none).
+        calibration: per toxicity label, the Platt scaling (a, b) of the logit fitted on
+            news-comment dev data: p = sigmoid(a * logit + b); labels not named are left as
+            the head gives them.
+        span_threshold: the ``toxicity`` probability from which a word is in a span (tuned
+            on ToxicSpans dev by ``threadguard calibrate``).
+        comment_model: the model that scores toxicity, constructiveness and spans from each
+            comment alone, whole, in windows, instead of this model's own toxicity head;
+            stance still comes from this model. :attr:`toxicity_labels` are then the
+            comment model's, and :attr:`model_version` names both.
+        options: how it runs (:class:`PredictOptions`); a comment model runs with the same.
     """
 
     backend: Backend
+    model_version: str
     stance_labels: tuple[str, ...]
     toxicity_labels: tuple[str, ...]
-    #: stance head name → what it was trained on, in logit order; the first scores comments
     stance_heads: dict[str, HeadSpec]
-    #: ``<name>-<12 hex>``, see :func:`classifier.model.versions.compute_model_version`.
-    model_version: str
-    #: the comment head's log-offsets [S] for replies (:func:`reply_offsets_of`), or None
-    reply_offsets: np.ndarray | None = None
-    #: the model that scores toxicity from the comment alone (:meth:`attach_comment_model`)
-    comment_model: BatchPredictor | None = None
-    #: per toxicity label, the Platt scaling (a, b) of the logit fitted on news-comment
-    #: dev data: p = sigmoid(a * logit + b); labels not named are left as the head gives them
-    calibration: dict[str, tuple[float, float]] | None = None
-    #: the span head's labels (empty: none), and the ``toxicity`` probability from which a
-    #: word is in a span (tuned on ToxicSpans dev by ``threadguard calibrate``)
-    span_labels: tuple[str, ...] = ()
-    span_threshold: float = DEFAULT_SPAN_THRESHOLD
-    #: the constructiveness head's labels (empty: none)
-    constructive_labels: tuple[str, ...] = ()
-    #: decode toxic spans (``threadguard score --no-spans`` turns it off)
-    with_spans: bool = True
-    #: per toxicity label, the score at which it holds a comment (the moderation policy's
-    #: thresholds; :func:`~classifier.model.spans.explaining_spans`): a span is reported
-    #: only for a label that holds. None: :data:`~classifier.model.spans.DEFAULT_HOLD` for
-    #: every label the model predicts but spam.
-    span_holds: dict[str, float] | None = None
-    #: called in the model's thread before every forward pass (the hook's scheduler runs a
-    #: small request's passes between a long one's: :class:`~classifier.moderation.batching.MicroBatcher`)
-    before_pass: Callable[[], None] | None = None
+    reply_offsets: np.ndarray | None
+    span_labels: tuple[str, ...]
+    constructive_labels: tuple[str, ...]
+    calibration: dict[str, tuple[float, float]] | None
+    span_threshold: float
+    comment_model: BatchPredictor | None
+    options: PredictOptions
 
     def __init__(
-        self, *, batch_size: int = 32, max_batch_tokens: int | None = None, chunk_size: int = 4096
+        self,
+        *,
+        backend: Backend,
+        model_version: str,
+        stance_labels: Sequence[str],
+        toxicity_labels: Sequence[str],
+        stance_heads: Mapping[str, HeadSpec] | None = None,
+        reply_offsets: np.ndarray | None = None,
+        span_labels: Sequence[str] = (),
+        constructive_labels: Sequence[str] = (),
+        calibration: Mapping[str, tuple[float, float]] | None = None,
+        span_threshold: float = DEFAULT_SPAN_THRESHOLD,
+        comment_model: BatchPredictor | None = None,
+        options: PredictOptions = DEFAULT_OPTIONS,
     ) -> None:
-        if batch_size < 1 or chunk_size < 1:
-            raise ValueError("batch_size and chunk_size must be positive")
-        self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
-        self.chunk_size = chunk_size
+        self.backend = backend
+        self.stance_labels = tuple(stance_labels)
+        self.stance_heads = dict(
+            stance_heads or stance_heads_of({"stance_labels": self.stance_labels})
+        )
+        self.reply_offsets = reply_offsets
+        self.span_labels = tuple(span_labels)
+        self.constructive_labels = tuple(constructive_labels)
+        self.calibration = dict(calibration) if calibration else None
+        self.span_threshold = span_threshold
+        if comment_model is not None:
+            comment_model = comment_model._derive(options)
+            toxicity_labels = comment_model.toxicity_labels
+            model_version = f"{model_version}+{comment_model.model_version.rsplit('-', 1)[-1]}"
+        self.comment_model = comment_model
+        self.toxicity_labels = tuple(toxicity_labels)
+        self.model_version = model_version
+        self.options = options
+        self._frozen = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen"):
+            raise AttributeError(
+                f"{type(self).__name__} is immutable after construction: cannot set {name!r}; "
+                "derive one with with_options(...) or load another"
+            )
+        super().__setattr__(name, value)
+
+    def with_options(self: _Derived, **changes: Any) -> _Derived:
+        """A predictor like this one, with the :class:`PredictOptions` fields in
+        ``changes`` replaced (in its comment model too); it shares the loaded model
+        (weights, sessions, tokenizer), so deriving one costs no load."""
+        return self._derive(dataclasses.replace(self.options, **changes))
+
+    def _derive(self: _Derived, options: PredictOptions) -> _Derived:
+        """A shallow copy that runs with ``options``, and so does its comment model."""
+        derived = copy.copy(self)
+        object.__setattr__(derived, "options", options)
+        if self.comment_model is not None:
+            object.__setattr__(derived, "comment_model", self.comment_model._derive(options))
+        return derived
 
     @property
     def input_encoder(self) -> InputEncoder:
         raise NotImplementedError
 
     def predict(self, items: Iterable[Mapping[str, Any] | Any]) -> list[Prediction]:
-        """Predict for each item, returned in input order.
+        """Predict for each item, returned in input order: the one way in for rows.
 
         An item is a mapping (or an object with attributes) with ``text`` and
         optionally ``target`` (the article or parent comment; empty or missing
         for no target) and ``context`` (e.g. the article title or the thread's
-        source post).
+        source post). Spans come with :attr:`PredictOptions.spans`, for the labels that
+        hold (:attr:`PredictOptions.span_holds`).
         """
         items = list(items)
-        stance, extra = self.score_arrays(items)
+        found = self.score_arrays(items, spans=self.options.spans)
         labels = self.comment_model.constructive_labels if self.comment_model else ()
-        holds = self.span_holds
+        holds = self.options.span_holds
         if holds is None:
             holds = {n: DEFAULT_HOLD for n in self.toxicity_labels if n != "spam"}
         out: list[Prediction] = []
-        for i, (s, t) in enumerate(zip(stance.tolist(), extra.toxicity.tolist(), strict=True)):
+        rows = zip(found.stance.tolist(), found.toxicity.tolist(), strict=True)
+        for i, (s, t) in enumerate(rows):
             scores = dict(zip(self.stance_labels, s, strict=True))
             prediction: Prediction = {
                 "stance": {"label": max(scores, key=scores.__getitem__), "scores": scores},
                 "toxicity": dict(zip(self.toxicity_labels, t, strict=True)),
             }
-            if extra.constructive is not None:
-                row = extra.constructive[i].tolist()
+            if found.constructive is not None:
+                row = found.constructive[i].tolist()
                 prediction["constructive"] = dict(zip(labels, row, strict=True))
-            if extra.spans is not None:
+            if found.spans is not None:
                 prediction["spans"] = explaining_spans(
-                    extra.spans[i], item_field(items[i], "text"), prediction["toxicity"], holds
+                    found.spans[i], item_field(items[i], "text"), prediction["toxicity"], holds
                 )
             out.append(prediction)
         return out
 
-    __call__ = predict
-
-    def attach_comment_model(self, comment: BatchPredictor) -> None:
-        """Score toxicity with ``comment`` (each comment alone, whole, in windows) instead
-        of this model's own toxicity head; stance still comes from this model."""
-        self.comment_model = comment
-        self.toxicity_labels = comment.toxicity_labels
-        self.model_version = f"{self.model_version}+{comment.model_version.rsplit('-', 1)[-1]}"
-
-    def set_spans(self, on: bool) -> None:
-        """Decode toxic spans (the default) or not, in this model and its comment model."""
-        self.with_spans = on
-        if self.comment_model is not None:
-            self.comment_model.with_spans = on
-
-    def toxicity_of_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Toxicity probabilities [N, T] of each text read alone and whole (see
-        :meth:`comment_scores`)."""
-        return self.comment_scores(texts, spans=False).toxicity
-
-    def comment_scores(self, texts: Sequence[str], spans: bool = True) -> CommentScores:
+    def comment_scores(self, texts: Sequence[str], spans: bool = False) -> CommentScores:
         """Scores of each text read alone and whole, in windows (:meth:`InputEncoder.windows`):
         toxicity [N, T] (the maximum over windows, then :attr:`calibration`),
         constructiveness [N, C] (the maximum over windows) when the model has that head,
-        and with ``spans`` (and :attr:`with_spans`) each text's toxic spans, from every
-        token's highest span probability over the windows that read it. A model with a
-        :attr:`comment_model` answers with that model's scores (its :attr:`toxicity_labels`
-        are the comment model's), not with its own pair-pass head."""
+        and with ``spans`` each text's toxic spans, from every token's highest span
+        probability over the windows that read it. A model with a :attr:`comment_model`
+        answers with that model's scores (its :attr:`toxicity_labels` are the comment
+        model's), not with its own pair-pass head."""
         if self.comment_model is not None:
             return self.comment_model.comment_scores(texts, spans=spans)
-        want_spans = spans and self.with_spans and bool(self.span_labels)
+        want_spans = spans and bool(self.span_labels)
         scores, tokens = self._read_whole(list(texts), want_spans)
         if tokens is None:
             return scores
@@ -257,7 +312,7 @@ class BatchPredictor:
             by_text = np.zeros((len(texts), constructive.shape[1]), dtype=np.float32)
             np.maximum.at(by_text, owners, constructive)
         tokens = self._token_probs(texts, owners, token_probs) if want_spans else None
-        return CommentScores(self.calibrate(out), by_text, None), tokens
+        return CommentScores(self._calibrate(out), by_text, None), tokens
 
     def _token_probs(
         self, texts: Sequence[str], owners: np.ndarray, token_probs: Sequence[np.ndarray]
@@ -280,7 +335,7 @@ class BatchPredictor:
             for (offsets, word_ids), probs in zip(alignment, per_text, strict=True)
         ]
 
-    def calibrate(self, probs: np.ndarray) -> np.ndarray:
+    def _calibrate(self, probs: np.ndarray) -> np.ndarray:
         """Apply :attr:`calibration` to toxicity probabilities [N, T] (``probs`` itself
         when there is none, else a copy)."""
         if not self.calibration:
@@ -292,10 +347,6 @@ class BatchPredictor:
                 out[:, j] = sigmoid(a * logit(out[:, j]) + b)
         return out
 
-    def predict_one(self, text: str, target: str = "", context: str = "") -> Prediction:
-        """Predict for a single comment."""
-        return self.predict([{"text": text, "target": target, "context": context}])[0]
-
     def head_for(self, corpus: str) -> str:
         """The stance head that was trained on ``corpus`` (the comment head if none was)."""
         found = (name for name, head in self.stance_heads.items() if corpus in head.corpora)
@@ -306,31 +357,25 @@ class BatchPredictor:
         """The stance head that scores comments (the first)."""
         return next(iter(self.stance_heads))
 
-    def predict_arrays(
-        self, items: Iterable[Mapping[str, Any] | Any], stance_head: str | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Stance probabilities [N, S] and toxicity probabilities [N, T], in input order.
-
-        Columns follow :attr:`stance_labels` / :attr:`toxicity_labels`; this is the
-        one scoring path that :meth:`predict`, evaluation and training's dev checks
-        all go through. ``stance_head`` names one of :attr:`stance_heads` to read
-        the stance from (evaluation does, for a corpus of another label scheme;
-        classes that head lacks get 0); default: the comment output. A model with
-        :attr:`reply_offsets` has them applied here to the comment head's classes of
-        every reply (:func:`is_reply`), in the comment output and the comment head's.
-        """
-        stance, extra = self.score_arrays(items, stance_head, spans=False)
-        return stance, extra.toxicity
-
     def score_arrays(
         self,
         items: Iterable[Mapping[str, Any] | Any],
         stance_head: str | None = None,
-        spans: bool = True,
-    ) -> tuple[np.ndarray, CommentScores]:
-        """:meth:`predict_arrays`'s stance, and the toxicity with what a comment model adds
-        in the same pass: constructiveness [N, C] and, with ``spans`` (and
-        :attr:`with_spans`), each comment's toxic spans (None where the model has none)."""
+        spans: bool = False,
+    ) -> ItemScores:
+        """Every item's scores as arrays, in input order: the one scoring path that
+        :meth:`predict`, evaluation and training's dev checks all go through.
+
+        Stance [N, S] and toxicity [N, T] (columns follow :attr:`stance_labels` /
+        :attr:`toxicity_labels`), and what a comment model adds in the same pass:
+        constructiveness [N, C] and, with ``spans``, each comment's toxic spans (None
+        where the model has none). ``stance_head`` names one of :attr:`stance_heads` to
+        read the stance from (evaluation does, for a corpus of another label scheme;
+        classes that head lacks get 0); default: the comment output. A model with
+        :attr:`reply_offsets` has them applied here to the comment head's classes of
+        every reply (:func:`~classifier.model.replies.reply_mask`), in the comment output
+        and the comment head's.
+        """
         items = list(items)
         head: int | None = None
         if stance_head is not None:
@@ -343,15 +388,16 @@ class BatchPredictor:
         toxicity = np.zeros((len(items), len(self.toxicity_labels)), dtype=np.float32)
         constructive: list[np.ndarray] = []
         found_spans: list[list[Span]] | None = None
-        for start in range(0, len(items), self.chunk_size):
-            chunk = items[start : start + self.chunk_size]
+        chunk_size = self.options.chunk_size
+        for start in range(0, len(items), chunk_size):
+            chunk = items[start : start + chunk_size]
             encoded = self._encode(chunk)
             for indices in self._batches(encoded):
                 rows = [start + i for i in indices]
                 found = self._pass([encoded[i] for i in indices])
                 stance[rows] = found.stance if head is None else found.by_head[:, head]
                 if self.comment_model is None:
-                    toxicity[rows] = self.calibrate(found.toxicity)
+                    toxicity[rows] = self._calibrate(found.toxicity)
             if self.comment_model is not None:
                 texts = [item_field(i, "text") for i in chunk]
                 scores = self.comment_model.comment_scores(texts, spans=spans)
@@ -365,7 +411,8 @@ class BatchPredictor:
                 classes = self.stance_heads[self.comment_head].classes
                 columns = [self.stance_labels.index(c) for c in classes]
                 stance[replies] = shift_classes(stance[replies], self.reply_offsets, columns)
-        return stance, CommentScores(
+        return ItemScores(
+            stance,
             toxicity,
             np.concatenate(constructive) if constructive else None,
             found_spans,
@@ -387,11 +434,10 @@ class BatchPredictor:
         batches: list[list[int]] = []
         current: list[int] = []
         for i in order:
-            too_many = len(current) >= self.batch_size
+            too_many = len(current) >= self.options.batch_size
+            limit = self.options.max_batch_tokens
             too_long = (
-                self.max_batch_tokens is not None
-                and current
-                and (len(current) + 1) * len(encoded[i]) > self.max_batch_tokens
+                limit is not None and current and (len(current) + 1) * len(encoded[i]) > limit
             )
             if too_many or too_long:
                 batches.append(current)
@@ -402,9 +448,9 @@ class BatchPredictor:
         return batches
 
     def _pass(self, encoded: Sequence[EncodedInput]) -> BatchOutput:
-        """One forward pass, after :attr:`before_pass`."""
-        if self.before_pass is not None:
-            self.before_pass()
+        """One forward pass, after :attr:`PredictOptions.before_pass`."""
+        if self.options.before_pass is not None:
+            self.options.before_pass()
         return self._run_batch(encoded)
 
     def _run_batch(self, encoded: Sequence[EncodedInput]) -> BatchOutput:

@@ -4,7 +4,7 @@ shift applied at run time to replies.
 A model may have several stance heads (one per label scheme); the first scores comments.
 A model whose dev data showed replies to comments with another label mix carries
 per-class log-offsets for replies (:func:`reply_offsets_of`), applied by
-:meth:`classifier.model.predictor.BatchPredictor.predict_arrays` to the items
+:meth:`classifier.model.predictor.BatchPredictor.score_arrays` to the items
 :func:`is_reply` picks out. numpy only.
 """
 
@@ -73,7 +73,7 @@ def reply_offsets_of(
     ``inputs="replies"``: a prior shift for replies to comments, whose label mix
     differs from top-level comments' (in RumourEval's dev and test splits deeper
     replies are almost all ``comment``). It cannot be folded into the head's bias
-    because it depends on the input, so :meth:`BatchPredictor.predict_arrays`
+    because it depends on the input, so :meth:`BatchPredictor.score_arrays`
     applies it.
     """
     comment_head = next(iter(stance_heads))

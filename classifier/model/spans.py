@@ -17,7 +17,7 @@ Only numpy is needed here: the ONNX runtime and training both use it.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TypedDict
 
 import numpy as np
@@ -208,7 +208,7 @@ def explaining_spans(
     spans: Sequence[Span],
     text: str,
     scores: dict[str, float],
-    holds: dict[str, float],
+    holds: Mapping[str, float],
 ) -> list[Span]:
     """The spans that explain why the comment is held (issue 41, rule 3).
 

@@ -10,7 +10,7 @@ the torch-free ONNX predictor for a saved model; :func:`load_model` loads the to
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -20,8 +20,15 @@ from classifier.model.backends import Runner, make_runner, set_threads
 from classifier.model.constants import model_dir, resolve_backend
 from classifier.model.encoding import EncodedInput, InputEncoder
 from classifier.model.network import ThreadguardModel
-from classifier.model.predictor import BatchOutput, BatchPredictor, probabilities
+from classifier.model.predictor import (
+    DEFAULT_OPTIONS,
+    BatchOutput,
+    BatchPredictor,
+    PredictOptions,
+    probabilities,
+)
 from classifier.model.replies import reply_offsets_of, stance_heads_of
+from classifier.model.spans import DEFAULT_SPAN_THRESHOLD
 from classifier.model.versions import compute_model_version
 
 logger = logging.getLogger(__name__)
@@ -39,8 +46,6 @@ class Predictor(BatchPredictor):
 
     Args:
         model: a loaded model; it is put in eval mode and moved to ``device``.
-        batch_size, max_batch_tokens, chunk_size: see
-            :class:`~classifier.model.predictor.BatchPredictor`.
         device: ``"cpu"``, ``"cuda"``, ... .
         num_threads: if given, ``torch.set_num_threads(num_threads)`` (process-wide);
             by default torch's own setting is left alone.
@@ -51,39 +56,46 @@ class Predictor(BatchPredictor):
             ``device`` (:func:`classifier.model.constants.resolve_backend`). With ``"int8"``,
             :attr:`model` is the quantized copy; :attr:`backend` is the one in use.
         model_version: what rows name the model; default :func:`compute_model_version`.
+        calibration, span_threshold, comment_model, options: see
+            :class:`~classifier.model.predictor.BatchPredictor`.
     """
 
     def __init__(
         self,
         model: ThreadguardModel,
         *,
-        batch_size: int = 32,
         device: str | torch.device = "cpu",
         num_threads: int | None = None,
-        max_batch_tokens: int | None = None,
-        chunk_size: int = 4096,
         backend: str = "torch",
         model_version: str | None = None,
+        calibration: Mapping[str, tuple[float, float]] | None = None,
+        span_threshold: float = DEFAULT_SPAN_THRESHOLD,
+        comment_model: BatchPredictor | None = None,
+        options: PredictOptions = DEFAULT_OPTIONS,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size, max_batch_tokens=max_batch_tokens, chunk_size=chunk_size
-        )
         set_threads(num_threads)
         self.device = torch.device(device)
-        self.backend = resolve_backend(backend, self.device)
-        self.model_version = model_version or compute_model_version(model)
+        chosen = resolve_backend(backend, self.device)
         self._run: Runner
         self.model, self._run = make_runner(
-            model.to(self.device).eval(), self.backend, self.device, num_threads
+            model.to(self.device).eval(), chosen, self.device, num_threads
         )
-        self.stance_labels = tuple(self.model.stance_labels)
-        self.toxicity_labels = tuple(self.model.toxicity_labels)
-        self.stance_heads = stance_heads_of(model.config.to_dict())
-        self.reply_offsets = reply_offsets_of(
-            model.stance_offsets, self.stance_labels, self.stance_heads
+        stance_labels = tuple(self.model.stance_labels)
+        heads = stance_heads_of(model.config.to_dict())
+        super().__init__(
+            backend=chosen,
+            model_version=model_version or compute_model_version(model),
+            stance_labels=stance_labels,
+            toxicity_labels=self.model.toxicity_labels,
+            stance_heads=heads,
+            reply_offsets=reply_offsets_of(model.stance_offsets, stance_labels, heads),
+            span_labels=model.config.span_labels,
+            constructive_labels=model.config.constructive_labels,
+            calibration=calibration,
+            span_threshold=span_threshold,
+            comment_model=comment_model,
+            options=options,
         )
-        self.span_labels = tuple(model.config.span_labels)
-        self.constructive_labels = tuple(model.config.constructive_labels)
 
     @property
     def input_encoder(self) -> InputEncoder:

@@ -95,9 +95,10 @@ Piece = tuple[_Job, list[int]]
 class _Gate:
     """Runs small jobs between the forward passes of a long one, in the model's thread.
 
-    :meth:`install` hooks a predictor's ``before_pass`` (and its comment model's): before
-    each pass, jobs handed over by :meth:`offer` run first, through the whole predictor,
-    and their results go back to the event loop. Nested passes do not nest again.
+    :meth:`hooked` derives a predictor whose ``before_pass`` option (its comment model's
+    too) calls the gate: before each pass, jobs handed over by :meth:`offer` run first,
+    through the whole predictor, and their results go back to the event loop. Nested
+    passes do not nest again.
     """
 
     def __init__(self, batcher: MicroBatcher) -> None:
@@ -106,16 +107,14 @@ class _Gate:
         self.busy = False  # a batch is running in the model's thread
         self.waiting: list[Piece] = []
         self.local = threading.local()
-        self.installed = False
 
-    def install(self, predictor: Any) -> bool:
-        """Set the ``before_pass`` hook of ``predictor`` and of its comment model, where
-        they have one (every :class:`~classifier.model.predictor.BatchPredictor` does)."""
-        for model in (predictor, getattr(predictor, "comment_model", None)):
-            if model is not None and hasattr(model, "before_pass"):
-                model.before_pass = self._before_pass
-                self.installed = True
-        return self.installed
+    def hooked(self, predictor: Any) -> Any | None:
+        """``predictor`` derived with this gate as its ``before_pass`` option (sharing its
+        model), or None when it takes no options (every
+        :class:`~classifier.model.predictor.BatchPredictor` does)."""
+        if not hasattr(predictor, "with_options"):
+            return None
+        return predictor.with_options(before_pass=self._before_pass)
 
     def _before_pass(self) -> None:
         if not getattr(self.local, "nested", False):
@@ -193,9 +192,14 @@ class MicroBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.gate = _Gate(self)
 
-    def install_gate(self, predictor: Any) -> bool:
-        """Let small jobs run between the forward passes of a long one (see :class:`_Gate`)."""
-        return self.gate.install(predictor)
+    def install_gate(self, predictor: Any) -> Any | None:
+        """Let small jobs run between the forward passes of a long one (see :class:`_Gate`):
+        from now on the batcher predicts with ``predictor`` derived with the gate's hook,
+        which it returns (None, and nothing changes, when ``predictor`` takes no hook)."""
+        hooked = self.gate.hooked(predictor)
+        if hooked is not None:
+            self.predict = hooked.predict
+        return hooked
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()

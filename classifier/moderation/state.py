@@ -23,12 +23,13 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import HTTPException
 
 from classifier.model.constants import WINDOW_OVERLAP
 from classifier.model.loading import load_predictor
+from classifier.model.predictor import BatchPredictor, PredictOptions
 from classifier.model.replies import item_field
 from classifier.moderation.auth import Credentials
 from classifier.moderation.batching import MicroBatcher
@@ -192,12 +193,15 @@ class ServiceState:
     def load(self) -> None:
         """Load the model named by the settings (``None``: the default model)."""
         threads = self.settings.threads or default_threads()
+        options = PredictOptions(
+            batch_size=self.settings.batch_size,
+            max_batch_tokens=self.settings.batch_tokens,
+        )
         predictor = load_predictor(
             self.settings.model,
-            batch_size=self.settings.batch_size,
             num_threads=threads,
-            max_batch_tokens=self.settings.batch_tokens,
             backend=self.settings.backend,
+            options=options,
         )
         version = predictor.model_version
         if predictor.backend != "torch":  # its scores differ slightly from the reference's
@@ -218,8 +222,8 @@ class ServiceState:
         labels = _labels_of(self.predictor)
         if labels is not None:
             self.policy.check_labels(labels)
-        if hasattr(self.predictor, "span_holds"):  # spans explain what this policy holds
-            cast(Any, self.predictor).span_holds = self.policy.holds()
+        if isinstance(self.predictor, BatchPredictor):  # spans explain what this policy holds
+            self.predictor = self.predictor.with_options(span_holds=self.policy.holds())
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadguard-model")
         assert self.predictor is not None
         self.batcher = MicroBatcher(
@@ -231,7 +235,9 @@ class ServiceState:
             expected=lambda: self.in_flight,
             slice_cost=self.settings.slice_tokens,
         )
-        if self.batcher.install_gate(self.predictor):
+        hooked = self.batcher.install_gate(self.predictor)
+        if hooked is not None:
+            self.predictor = hooked
             logger.info("small requests run between the forward passes of long ones")
         await self.batcher.start()
 
