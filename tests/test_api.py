@@ -11,7 +11,7 @@ import classifier
 import classifier.api
 from classifier.io.readers import read_file
 from classifier.labels import CONSTRUCTIVE_LABELS
-from classifier.schema import Thread
+from classifier.schema import CommentResult, Thread
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
@@ -59,13 +59,13 @@ def test_threads_are_scored_as_the_cli_scores_them(tg: classifier.Threadguard) -
     rows = list(tg.score_threads(threads))
     assert len(rows) == sum(len(t.comments) for t in threads) > 0
     for row in rows:
-        assert isinstance(row, dict)
-        assert row["decision"] in ("feature", "approve", "review", "reject")
-        assert set(row["constructive"]) == set(CONSTRUCTIVE_LABELS)  # every comment scored
-        for span in row["spans"]:
-            assert 0 <= span["start"] < span["end"] <= len(row["text"])
+        assert isinstance(row, CommentResult)  # the type the CLI writes (CommentResult.row)
+        assert row.decision in ("feature", "approve", "review", "reject")
+        assert set(row.constructive or ()) == set(CONSTRUCTIVE_LABELS)  # every comment scored
+        for span in row.spans or ():
+            assert 0 <= span.start < span.end <= len(row.text)
     # the reasoned replies of the seeds are featured, and no seed comment is held
-    assert {r["decision"] for r in rows if isinstance(r, dict)} <= {"feature", "approve"}
+    assert {r.decision for r in rows if isinstance(r, CommentResult)} <= {"feature", "approve"}
 
 
 REASONED = (
