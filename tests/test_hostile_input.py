@@ -21,8 +21,7 @@ from classifier.io.ingest import parse_threads
 from classifier.io.readers import read_file
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
 from classifier.model.network import ThreadguardModel
-from classifier.schema import ErrorRecord, Thread
-from classifier.schema import ModelInfo
+from classifier.schema import ErrorRecord, ModelInfo, Thread
 from classifier.scoring import ScoreRun
 from tests.hostile import csv_rows, deep, fuzz_settings, jsonl_lines
 

@@ -40,9 +40,8 @@ from classifier.moderation.answers import spans_for_reason
 from classifier.moderation.asgi import Receive, Send, send_json
 from classifier.moderation.feedback import VERDICT_GOLD
 from classifier.moderation.schemas import ArticleIn
-from classifier.schema import Scored, Stance
 from classifier.moderation.state import CommentInput
-from classifier.schema import Text
+from classifier.schema import Scored, Stance, Text
 
 logger = logging.getLogger(__name__)
 

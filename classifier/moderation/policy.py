@@ -340,7 +340,9 @@ class Policy:
             triggered = rule.trigger(score)
             if triggered is not None:
                 reasons.append(
-                    Reason(label=rule.label, score=score, threshold=triggered[1], action=triggered[0])
+                    Reason(
+                        label=rule.label, score=score, threshold=triggered[1], action=triggered[0]
+                    )
                 )
         reasons.sort(key=lambda r: (-_SEVERITY[r.action], -r.score, r.label))
         decision: DecisionName = reasons[0].action if reasons else "approve"
@@ -352,7 +354,10 @@ class Policy:
                 decision = "feature"
                 reasons.append(
                     Reason(
-                        label=feature.label, score=score, threshold=feature.threshold, action="feature"
+                        label=feature.label,
+                        score=score,
+                        threshold=feature.threshold,
+                        action="feature",
                     )
                 )
         stance = prediction.get("stance") or {}
