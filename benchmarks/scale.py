@@ -89,19 +89,20 @@ def write_archive(path: Path, texts: list[str], thread_size: int, seed: int) -> 
 
 def driver_rate(path: Path, out: Path) -> float:
     """Comments/s of what the Ray driver does per comment, without Ray: read the archive,
-    build each model input, read a prediction back from JSON, build the row, write it."""
+    build each model input, read what the model found back from JSON (a worker's
+    :class:`~classifier.schema.Scored`, here one made up), build the row, write it."""
     from classifier.io.ingest import ParseSummary, iter_inputs
     from classifier.io.options import ReadOptions
     from classifier.io.writers import JsonlRowWriter
-    from classifier.schema import Thread
-    from classifier.scoring import ModelInfo, score_row
+    from classifier.schema import ModelInfo, Scored, Thread
+    from classifier.scoring import score_row
     from classifier.targets import stance_target, thread_items
 
     labels = ["toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"]
     scores = {k: 0.2 for k in ("support", "deny", "query", "comment", "unrelated")}
-    answer = json.dumps({"stance": {"label": "comment", "scores": scores},
-                         "toxicity": dict.fromkeys(labels, 0.01)})  # fmt: skip
-    info = ModelInfo("model", "0123456789ab", "onnx")
+    prediction = {"stance": {"label": "comment", "scores": scores},
+                  "toxicity": dict.fromkeys(labels, 0.01)}  # fmt: skip
+    info = ModelInfo(name="model", version="0123456789ab", backend="onnx")
     start = time.perf_counter()
     n = 0
     with out.open("w", encoding="utf-8") as fh:
@@ -110,7 +111,9 @@ def driver_rate(path: Path, out: Path) -> float:
             if isinstance(item, Thread):
                 for comment, model_input in zip(item.comments, thread_items(item), strict=True):
                     target = stance_target(model_input)
-                    writer.write(score_row(item.id, comment, target, json.loads(answer), info))
+                    answer = Scored.of(comment.text, prediction, target).model_dump_json()
+                    row = score_row(item.id, comment, Scored.model_validate_json(answer), info)
+                    writer.write(row.row())
                     n += 1
     return n / (time.perf_counter() - start)
 

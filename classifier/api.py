@@ -19,20 +19,31 @@ True
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import overload
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from classifier.model.loading import load_predictor
-from classifier.model.predictor import BatchPredictor, PredictOptions
-from classifier.model.spans import Span
-from classifier.moderation.policy import Policy, Reason
-from classifier.schema import ErrorRecord, Thread
+from classifier.model.predictor import BatchPredictor, Prediction, PredictOptions
+from classifier.moderation.policy import Decision, Policy
+from classifier.schema import (
+    CommentResult,
+    DecisionName,
+    ErrorRecord,
+    Reason,
+    Scored,
+    Span,
+    Thread,
+)
 
 
-@dataclass(frozen=True)
-class Result:
-    """One comment's scores and the moderation decision, keyed by label name."""
+class Result(BaseModel):
+    """One comment's scores and the moderation decision, keyed by label name: a
+    :class:`~classifier.schema.Scored` (what rows and the hook's answers carry), with its
+    stance spread into ``stance`` and ``stance_scores``, as this API has always given it."""
+
+    model_config = ConfigDict(frozen=True)
 
     text: str
     #: the most likely stance toward ``target`` and every stance class's probability
@@ -41,13 +52,28 @@ class Result:
     #: each toxicity label's probability (calibrated on news comments where the model is)
     toxicity: dict[str, float]
     #: feature / approve / review / reject, from the moderation policy
-    decision: str
+    decision: DecisionName
     reasons: tuple[Reason, ...]
     target: str = ""
     #: constructiveness and its characteristics (empty for a model without that head)
-    constructive: dict[str, float] = field(default_factory=dict)
+    constructive: dict[str, float] = Field(default_factory=dict)
     #: the words that drove the toxicity: ``text[start:end]``, with a label and score
     spans: tuple[Span, ...] = ()
+
+    @classmethod
+    def of(cls, scored: Scored, target: str, decision: Decision) -> Result:
+        """The result for ``scored``, whose stance is toward the text ``target``."""
+        return cls(
+            text=scored.text,
+            target=target,
+            stance=scored.stance.label,
+            stance_scores=scored.stance.scores,
+            toxicity=scored.toxicity,
+            decision=decision.decision,
+            reasons=decision.reasons,
+            constructive=scored.constructive or {},
+            spans=tuple(scored.spans or ()),
+        )
 
 
 class Threadguard:
@@ -117,23 +143,17 @@ class Threadguard:
         ]
         return results[0] if single else results
 
-    def score_threads(self, threads: Iterable[Thread]) -> Iterator[dict[str, Any] | ErrorRecord]:
-        """One row per comment of each thread, as `threadguard score --moderate` writes them:
-        top-level comments take their stance toward the article, replies toward their parent."""
+    def score_threads(self, threads: Iterable[Thread]) -> Iterator[CommentResult | ErrorRecord]:
+        """One row per comment of each thread, as `threadguard score --moderate` writes them
+        (:meth:`CommentResult.row`): top-level comments take their stance toward the
+        article, replies toward their parent."""
         from classifier.scoring import model_info, score_items
 
         return score_items(threads, self.predictor, model_info(self.predictor), self.policy)
 
-    def _result(self, item: dict[str, str], prediction: Any) -> Result:
-        decision = self.policy.decide(prediction)
-        return Result(
-            text=item["text"],
-            target=item["target"],
-            stance=prediction["stance"]["label"],
-            stance_scores=dict(prediction["stance"]["scores"]),
-            toxicity=dict(prediction["toxicity"]),
-            decision=decision.decision,
-            reasons=decision.reasons,
-            constructive=dict(prediction.get("constructive") or {}),
-            spans=tuple(prediction.get("spans") or ()),
-        )
+    def _result(self, item: dict[str, str], prediction: Prediction) -> Result:
+        # a target given here may be an article's lead or a parent comment: which, the
+        # result does not say (its stance is toward the text ``target``)
+        toward = "article" if item["target"] else "none"
+        scored = Scored.of(item["text"], prediction, toward)
+        return Result.of(scored, item["target"], self.policy.decide(prediction))

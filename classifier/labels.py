@@ -39,8 +39,6 @@ CONSTRUCTIVE_LABELS: Final[tuple[str, ...]] = (
     "specific_points",
 )
 
-StanceTarget = Literal["article", "parent"]
-
 STANCE_DESCRIPTIONS: Final[dict[str, str]] = {
     "support": "agrees with or confirms its target",
     "deny": "disagrees with or contradicts its target",

@@ -13,6 +13,10 @@ input order by their index (each index exactly once, or the run fails), and
 become rows with :func:`classifier.scoring.score_row`, the function the local
 engine uses. So the rows are the local engine's, row for row.
 
+What travels back is each comment's :class:`~classifier.schema.Scored` (the typed
+prediction, as JSON whose floats read back exactly), the part of the row's type that
+the model gives; the driver adds the comment's ids, the model and the decision.
+
 Each part is written with the local engine's writers to one file of the
 output folder: ``part-00000.jsonl`` (or ``.csv``, ``.parquet``), ``part-00001...``;
 reading the files in name order gives the rows in input order.
@@ -26,7 +30,6 @@ This module imports ray only when called; the local engine never imports it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -34,15 +37,15 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from classifier.io.ingest import iter_inputs, write_error
 from classifier.io.options import ParsedItem, ReadOptions
 from classifier.model.constants import CACHE_ENV, default_cache_dir, model_dir
 from classifier.moderation.policy import Policy
-from classifier.schema import Comment, ErrorRecord
+from classifier.schema import Comment, ErrorRecord, Scored
 from classifier.scoring import ModelInfo, ScoreRun, ScoreSummary, row_sink, score_row
-from classifier.targets import stance_target, thread_items
+from classifier.targets import CommentItem, stance_target, thread_items
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +63,8 @@ class ScoreActor:
     """One Ray actor: loads the predictor once, then scores batches of model inputs.
 
     A batch is a pyarrow table with the columns ``idx``, ``text``, ``target``,
-    ``context`` and ``reply``; the answer has ``idx`` and ``prediction`` (the
-    prediction as JSON, whose floats read back exactly).
+    ``context`` and ``reply``; the answer has ``idx`` and ``scored`` (each comment's
+    :class:`~classifier.schema.Scored` as JSON).
     """
 
     def __init__(
@@ -98,7 +101,7 @@ class ScoreActor:
             Path(self.fault_marker).write_text(str(os.getpid()), encoding="utf-8")
             os._exit(1)
         columns = batch.to_pydict()
-        items = [
+        items: list[CommentItem] = [
             {"text": text, "target": target, "context": context, "reply": reply}
             for text, target, context, reply in zip(
                 columns["text"],
@@ -109,9 +112,13 @@ class ScoreActor:
             )
         ]
         predictions = self.predictor.predict(items)
+        scored = [
+            Scored.of(item["text"], p, stance_target(item)).model_dump_json(exclude_none=True)
+            for item, p in zip(items, predictions, strict=True)
+        ]
         return {
             "idx": np.asarray(columns["idx"], dtype=np.int64),
-            "prediction": np.asarray([json.dumps(p) for p in predictions], dtype=object),
+            "scored": np.asarray(scored, dtype=object),
         }
 
 
@@ -132,7 +139,7 @@ class _Part:
     """The comments of one part: what the rows need (kept here) and the model inputs (sent)."""
 
     def __init__(self) -> None:
-        self.meta: list[tuple[str, Comment, str]] = []  # thread id, comment, stance target
+        self.meta: list[tuple[str, Comment]] = []  # thread id, comment
         self.columns: dict[str, list[Any]] = {
             "text": [],
             "target": [],
@@ -145,7 +152,7 @@ class _Part:
 
     def add_thread(self, thread: Any) -> None:
         for comment, item in zip(thread.comments, thread_items(thread), strict=True):
-            self.meta.append((thread.id, comment, stance_target(item)))
+            self.meta.append((thread.id, comment))
             for name, values in self.columns.items():
                 values.append(item[name])  # type: ignore[literal-required]
 
@@ -277,18 +284,19 @@ def _score_part(
 ) -> int:
     """Score one part on the actor pool and write it to its file; returns the rows written."""
     path = folder / f"part-{number:05d}.{fmt}"
-    predictions = _predict(ray, part, workers, cpus_per_worker, actor_kwargs) if len(part) else []
+    scored = _predict(ray, part, workers, cpus_per_worker, actor_kwargs) if len(part) else []
     with ExitStack() as stack:
         sink = row_sink(stack, path, fmt)
-        for (thread_id, comment, target), prediction in zip(part.meta, predictions, strict=True):
-            sink(score_row(thread_id, comment, target, prediction, info, rules))
+        for (thread_id, comment), found in zip(part.meta, scored, strict=True):
+            sink(score_row(thread_id, comment, found, info, rules))
     return len(part)
 
 
 def _predict(
     ray: Any, part: _Part, workers: int, cpus_per_worker: int, actor_kwargs: dict[str, Any]
-) -> list[Any]:
-    """The predictions for a part's comments, in its order (each index exactly once)."""
+) -> list[Scored]:
+    """What the model found in each of a part's comments, in its order (each index exactly
+    once)."""
     import pyarrow as pa
 
     n = len(part)
@@ -306,17 +314,17 @@ def _predict(
         # Ray Data gives its pool actors max_restarts=-1 and max_task_retries=-1 unless told
         # otherwise: a worker that dies is restarted and its batch retried (tests/test_ray.py)
     )
-    results: list[Any] = [None] * n
+    results: list[Scored | None] = [None] * n
     seen = 0
     for batch in _batches(dataset):
-        for idx, prediction in zip(batch["idx"], batch["prediction"], strict=True):
+        for idx, found in zip(batch["idx"], batch["scored"], strict=True):
             if results[idx] is not None:
                 raise RuntimeError(f"ray returned comment {idx} of the part twice")
-            results[idx] = json.loads(prediction)
+            results[idx] = Scored.model_validate_json(found)
             seen += 1
     if seen != n:
         raise RuntimeError(f"ray returned {seen} of the part's {n} comments")
-    return results
+    return cast(list[Scored], results)
 
 
 def _batches(dataset: Any) -> Iterator[dict[str, list[Any]]]:

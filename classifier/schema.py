@@ -17,6 +17,7 @@ import datetime as _dt
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     Strict,
     TypeAdapter,
     ValidationError,
@@ -305,3 +307,133 @@ def stable_id(*parts: str, length: int = 16) -> str:
     """A short id that depends only on ``parts``, so it is the same on every run and machine."""
     digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()
     return digest[:length]
+
+
+# --------------------------------------------------------------------------- results
+#
+# What scoring one comment gives, defined once: the rows `threadguard score` writes (and
+# the Ray engine ships), the Python API's results and the hook's answers are all built
+# from these models, so a field is named, typed and documented in one place. The JSONL
+# row's JSON schema is CommentResult's (published in docs/reference.md).
+
+#: What a stance is toward: the comment replied to, the article, or nothing (a top-level
+#: comment under an article with neither title nor text).
+StanceTarget = Literal["parent", "article", "none"]
+#: A moderation decision, most lenient first.
+DecisionName = Literal["feature", "approve", "review", "reject"]
+
+
+class _Result(BaseModel):
+    # Unknown keys are refused: a row or answer with a field no model names is a bug.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Span(_Result):
+    """A toxic span of a comment: ``text[start:end]``, its type and its score."""
+
+    start: int = Field(description="Character offset of the span's first character.")
+    end: int = Field(description="Character offset just past the span's last character.")
+    label: str = Field(
+        description="Its type: insult, obscene, identity_attack, threat, or toxicity "
+        "(toxic, no type decided)."
+    )
+    score: float = Field(description="The span's highest toxicity probability.")
+
+    def __getitem__(self, key: str) -> Any:
+        """A field by name: a span reads as the mapping it was before it had a type
+        (``text[span["start"]:span["end"]]``, in code written against the Python API)."""
+        return getattr(self, key)
+
+
+class Reason(_Result):
+    """A policy rule that triggered: the label, its score, the threshold it reached and the
+    action (``review``/``reject`` for a toxicity rule, ``feature`` for the feature rule)."""
+
+    label: str
+    score: float
+    threshold: float
+    action: Literal["review", "reject", "feature"]
+
+
+class Stance(_Result):
+    """The most likely stance, every stance class's probability, and what it is toward."""
+
+    label: str
+    scores: dict[str, float]
+    target: StanceTarget = Field(
+        description="What the stance is toward: the parent comment, the article, or nothing."
+    )
+
+
+class ModelInfo(_Result):
+    """The model that scored a row: its name, content version and backend."""
+
+    name: str
+    version: str
+    backend: str = "torch"
+
+
+class _CommentFields(_Result):
+    """The comment, as read."""
+
+    thread_id: str
+    comment_id: str
+    parent_id: str | None = Field(description="The comment it replies to; null: the article.")
+    author: str | None
+    text: str
+
+
+class Scored(_Result):
+    """A comment's text and what the model found in it, each score keyed by label name; the
+    optional heads' fields are set only when the model gives them."""
+
+    text: str
+    stance: Stance
+    toxicity: dict[str, float] = Field(description="Each toxicity label's probability.")
+    constructive: dict[str, float] | None = Field(
+        default=None,
+        description="Constructiveness and its characteristics by label, when the model gives "
+        "them (else absent).",
+    )
+    spans: list[Span] | None = Field(
+        default=None,
+        description="The words that drove the toxicity (character offsets into text), when "
+        "the model gives them (else absent).",
+    )
+
+    @classmethod
+    def of(cls, text: str, prediction: Mapping[str, Any], target: str) -> Scored:
+        """The typed form of a model's prediction for ``text`` (``stance``, ``toxicity`` and
+        the optional ``constructive`` and ``spans``), its stance toward ``target``."""
+        return cls.model_validate(
+            {**prediction, "text": text, "stance": {**prediction["stance"], "target": target}}
+        )
+
+    def fields(self) -> dict[str, Any]:
+        """Its fields as they are (models, not dicts), the absent ones left out: to build a
+        larger result from this one without validating them again."""
+        return {n: getattr(self, n) for n in Scored.model_fields if getattr(self, n) is not None}
+
+    def absent(self) -> set[str]:
+        """The optional fields (default ``None``) left unset: an output leaves them out, so
+        a model without a head, or a run without a policy, writes what it always did."""
+        fields = type(self).model_fields
+        return {n for n, f in fields.items() if not f.is_required() and getattr(self, n) is None}
+
+
+class CommentResult(Scored, _CommentFields):
+    """One output row of ``threadguard score``: the comment, its scores, the model and, with a
+    moderation policy, the decision and its reasons (absent without one)."""
+
+    model: ModelInfo
+    decision: DecisionName | None = Field(
+        default=None, description="The moderation decision (only with a policy)."
+    )
+    reasons: list[Reason] | None = Field(
+        default=None, description="The rules that triggered, strictest first (only with a policy)."
+    )
+
+    def row(self) -> dict[str, Any]:
+        """The row as plain JSON values, its keys in the published order, the optional
+        fields present only when set (what the writers write)."""
+        return self.model_dump(exclude=self.absent())

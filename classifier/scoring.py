@@ -35,9 +35,9 @@ from classifier.io.options import ParsedItem, ReadOptions
 from classifier.io.outputs import check_outputs, open_text_output
 from classifier.io.writers import OutputFormat, open_row_writer
 from classifier.model.loading import load_predictor
-from classifier.model.predictor import BatchPredictor, Prediction, PredictOptions
+from classifier.model.predictor import BatchPredictor, PredictOptions
 from classifier.moderation.policy import Policy, constructive_key
-from classifier.schema import Comment, ErrorRecord, Thread
+from classifier.schema import Comment, CommentResult, ErrorRecord, ModelInfo, Scored, Thread
 from classifier.targets import CommentItem, stance_target, thread_items
 
 logger = logging.getLogger(__name__)
@@ -50,25 +50,13 @@ CHUNK_COMMENTS = 512
 SortOrder = Literal["input", "constructive"]
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """The model as output rows name it."""
-
-    name: str
-    version: str
-    backend: str = "torch"
-
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "version": self.version, "backend": self.backend}
-
-
 def score_items(
     items: Iterable[ParsedItem],
     predictor: BatchPredictor,
     model: ModelInfo,
     policy: Policy | None = None,
     chunk_size: int = CHUNK_COMMENTS,
-) -> Iterator[dict[str, Any] | ErrorRecord]:
+) -> Iterator[CommentResult | ErrorRecord]:
     """One output row per comment of every thread in ``items``; error records pass through.
 
     Rows come out in input order. ``policy`` adds ``decision`` and ``reasons``
@@ -76,10 +64,11 @@ def score_items(
     """
     pending: list[tuple[Thread, Comment, CommentItem, str]] = []
 
-    def flush() -> Iterator[dict[str, Any]]:
+    def flush() -> Iterator[CommentResult]:
         predictions = predictor.predict([p[2] for p in pending])
         for (thread, comment, _, target), prediction in zip(pending, predictions, strict=True):
-            yield score_row(thread.id, comment, target, prediction, model, policy)
+            scored = Scored.of(comment.text, prediction, target)
+            yield score_row(thread.id, comment, scored, model, policy)
         pending.clear()
 
     for item in items:
@@ -98,36 +87,30 @@ def score_items(
 def score_row(
     thread_id: str,
     comment: Comment,
-    target: str,
-    prediction: Prediction,
+    scored: Scored,
     model: ModelInfo,
     policy: Policy | None = None,
-) -> dict[str, Any]:
-    """The output row of one comment from its prediction (both engines build rows here)."""
-    row: dict[str, Any] = {
-        "thread_id": thread_id,
-        "comment_id": comment.id,
-        "parent_id": comment.parent_id,
-        "author": comment.author,
-        "text": comment.text,
-        "stance": {**prediction["stance"], "target": target},
-        "toxicity": prediction["toxicity"],
-    }
-    if "constructive" in prediction:
-        row["constructive"] = prediction["constructive"]
-    if "spans" in prediction:
-        row["spans"] = prediction["spans"]
-    row["model"] = model.to_dict()
+) -> CommentResult:
+    """The output row of one comment from what the model found in it (both engines build
+    rows here); ``policy`` adds the decision and its reasons."""
+    decided: dict[str, Any] = {}
     if policy is not None:
-        decision = policy.decide(prediction)
-        row["decision"] = decision.decision
-        row["reasons"] = [r.to_dict() for r in decision.reasons]
-    return row
+        decision = policy.decide(scored.model_dump())
+        decided = {"decision": decision.decision, "reasons": decision.reasons}
+    return CommentResult(
+        thread_id=thread_id,
+        comment_id=comment.id,
+        parent_id=comment.parent_id,
+        author=comment.author,
+        **scored.fields(),
+        model=model,
+        **decided,
+    )
 
 
 def sort_rows(
-    rows: Iterable[dict[str, Any] | ErrorRecord], order: SortOrder
-) -> Iterator[dict[str, Any] | ErrorRecord]:
+    rows: Iterable[CommentResult | ErrorRecord], order: SortOrder
+) -> Iterator[CommentResult | ErrorRecord]:
     """``rows`` with each thread's rows (consecutive, as :func:`score_items` gives them)
     in ``order``: ``constructive`` puts the highest ``constructive`` score first (ties
     and rows without one keep their input order). Holds one thread at a time."""
@@ -135,15 +118,16 @@ def sort_rows(
         yield from rows
         return
 
-    def thread_of(row: dict[str, Any] | ErrorRecord) -> object:
-        return row if isinstance(row, ErrorRecord) else row["thread_id"]
+    def thread_of(row: CommentResult | ErrorRecord) -> object:
+        return row if isinstance(row, ErrorRecord) else row.thread_id
 
     for _, group in itertools.groupby(rows, key=thread_of):
         batch = list(group)
         if isinstance(batch[0], ErrorRecord):
             yield from batch
         else:
-            yield from sorted(cast(list[dict[str, Any]], batch), key=constructive_key)
+            rows_ = cast(list[CommentResult], batch)
+            yield from sorted(rows_, key=lambda row: constructive_key(row.constructive))
 
 
 #: The columns of a CSV or Parquet output that gets no row (a valid file all the same; the
@@ -153,14 +137,18 @@ EMPTY_COLUMNS = ("thread_id", "comment_id", "parent_id", "author", "text")
 
 def row_sink(
     stack: ExitStack, output: str | Path | None, fmt: str
-) -> Callable[[dict[str, Any]], None]:
-    """Where rows go for ``fmt`` (jsonl, csv, parquet, table), closed with ``stack``."""
+) -> Callable[[CommentResult], None]:
+    """Where rows go for ``fmt`` (jsonl, csv, parquet, table), closed with ``stack``: each
+    as :meth:`CommentResult.row` gives it, flattened (:func:`flat_row`) but for JSONL."""
     if fmt == "table":
-        return stack.enter_context(_TablePrinter())
+        table = stack.enter_context(_TablePrinter())
+        return lambda r: table(r.row())
     writer = stack.enter_context(
         open_row_writer(output, cast(OutputFormat, fmt), empty_columns=EMPTY_COLUMNS)
     )
-    return writer.write if fmt == "jsonl" else lambda r: writer.write(flat_row(r))
+    if fmt == "jsonl":
+        return lambda r: writer.write(r.row())
+    return lambda r: writer.write(flat_row(r.row()))
 
 
 def flat_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import classifier
 import classifier.api
 from classifier.io.readers import read_file
 from classifier.labels import CONSTRUCTIVE_LABELS
-from classifier.schema import Thread
+from classifier.schema import CommentResult, Thread
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
@@ -59,23 +59,23 @@ def test_threads_are_scored_as_the_cli_scores_them(tg: classifier.Threadguard) -
     rows = list(tg.score_threads(threads))
     assert len(rows) == sum(len(t.comments) for t in threads) > 0
     for row in rows:
-        assert isinstance(row, dict)
-        assert row["decision"] in ("feature", "approve", "review", "reject")
-        assert set(row["constructive"]) == set(CONSTRUCTIVE_LABELS)  # every comment scored
-        for span in row["spans"]:
-            assert 0 <= span["start"] < span["end"] <= len(row["text"])
+        assert isinstance(row, CommentResult)  # the type the CLI writes (CommentResult.row)
+        assert row.decision in ("feature", "approve", "review", "reject")
+        assert set(row.constructive or ()) == set(CONSTRUCTIVE_LABELS)  # every comment scored
+        for span in row.spans or ():
+            assert 0 <= span.start < span.end <= len(row.text)
     # the reasoned replies of the seeds are featured and none is rejected; since v0.6.1 (which
     # learned implicit derogation) one comment is held for review, at the threshold: seed
     # comment 2's "Muslim fighting muslim for power is nothing new. It goes back to the very
     # start." (toxicity 0.52; MODEL_CARD.md, Limitations), with no span on the identity term
-    decisions = [r["decision"] for r in rows]
+    decisions = [r.decision for r in rows]
     assert "feature" in decisions and "reject" not in decisions
-    held = [r for r in rows if r["decision"] == "review"]
-    assert [r["text"].split("\n")[-1][:34] for r in held] in (
+    held = [r for r in rows if r.decision == "review"]
+    assert [r.text.split("\n")[-1][:34] for r in held] in (
         [],
         ["Muslim fighting muslim for power i"],
     )
-    assert all(r["spans"] == [] for r in held)
+    assert all(not r.spans for r in held)
 
 
 REASONED = (

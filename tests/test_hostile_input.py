@@ -21,8 +21,8 @@ from classifier.io.ingest import parse_threads
 from classifier.io.readers import read_file
 from classifier.labels import STANCE_LABELS, TOXICITY_LABELS
 from classifier.model.network import ThreadguardModel
-from classifier.schema import ErrorRecord, Thread
-from classifier.scoring import ModelInfo, ScoreRun
+from classifier.schema import ErrorRecord, ModelInfo, Thread
+from classifier.scoring import ScoreRun
 from tests.hostile import csv_rows, deep, fuzz_settings, jsonl_lines
 
 runner = CliRunner()
@@ -61,7 +61,7 @@ class FakePredictor:
 
 
 def fake_run() -> ScoreRun:
-    return ScoreRun(FakePredictor(), ModelInfo("fake", "000000000000"))  # type: ignore[arg-type]
+    return ScoreRun(FakePredictor(), ModelInfo(name="fake", version="000000000000"))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- defect 1

@@ -122,7 +122,7 @@ def test_decision_is_the_strictest_triggered_action() -> None:
     assert [r.label for r in review.reasons] == ["toxicity", "insult"]  # highest score first
     reject = policy.decide(prediction(toxicity=0.99, threat=0.75, spam=0.2))
     assert reject.decision == "reject"
-    assert reject.reasons[0] == Reason("threat", 0.75, 0.7, "reject")
+    assert reject.reasons[0] == Reason(label="threat", score=0.75, threshold=0.7, action="reject")
     assert [r.action for r in reject.reasons] == ["reject", "review"]
 
 
@@ -256,7 +256,7 @@ def test_feature_decision_for_constructive_comments_nothing_holds_back() -> None
     high = {**calm, "constructive": {"constructive": 0.93, "evidence": 0.7}}
     decided = policy.decide(high)
     assert decided.decision == "feature"
-    assert [r.to_dict() for r in decided.reasons] == [
+    assert [r.model_dump() for r in decided.reasons] == [
         {"label": "constructive", "score": 0.93, "threshold": 0.8, "action": "feature"}
     ]
     assert policy.decide({**calm, "constructive": {"constructive": 0.5}}).decision == "approve"

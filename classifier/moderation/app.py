@@ -56,7 +56,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 
 from classifier import __version__
-from classifier.moderation.answers import heads, moderation, stance
+from classifier.moderation.answers import heads, moderation
 from classifier.moderation.feedback import RECORD_FORMAT, now, record_key, text_digest
 from classifier.moderation.guard import Guard, elapsed_ms, note, request_id
 from classifier.moderation.integrations import (
@@ -94,6 +94,7 @@ from classifier.moderation.schemas import (
 )
 from classifier.moderation.settings import ServiceSettings
 from classifier.moderation.state import CommentInput, PredictorLike, ServiceState
+from classifier.schema import Scored
 
 logger = logging.getLogger(__name__)
 
@@ -235,8 +236,8 @@ def create_app(
             "request_id": request_id(request),
             "comment_id": comment.comment_id,
             "decision": outcome.decision.decision,
-            **moderation(outcome.prediction, outcome.decision, outcome.text),
-            "stance": stance(outcome.prediction, outcome.target),
+            **moderation(outcome.scored, outcome.decision),
+            "stance": outcome.scored.stance,
             "model_version": state.model_version,
             "latency_ms": elapsed_ms(request),
         }
@@ -265,19 +266,24 @@ def create_app(
         items = [item for item, _ in prepared]
         predictions = await state.predict(items, request_id(request)) if items else []
         note(request, f"{len(items)} scored")
+        found = [
+            Scored.of(c.text, p, t)
+            for c, p, (_, t) in zip(batch.comments, predictions, prepared, strict=True)
+        ]
         results = [
             {
                 "comment_id": c.comment_id,
-                "scores": p["toxicity"],
-                **heads(p, c.text),
-                "stance": stance(p, t),
+                "scores": scored.toxicity,
+                **heads(scored),
+                "stance": scored.stance,
             }
-            for c, p, (_, t) in zip(batch.comments, predictions, prepared, strict=True)
+            for c, scored in zip(batch.comments, found, strict=True)
         ]
         if batch.sort == "constructive":
             for index, result in enumerate(results):
                 result["index"] = index
-            results.sort(key=constructive_key)  # stable: ties keep the request's order
+            # stable: ties keep the request's order
+            results.sort(key=lambda r: constructive_key(r.get("constructive")))
         return {
             "request_id": request_id(request),
             "results": results,
@@ -358,7 +364,7 @@ def create_app(
             "threadguard": {
                 "modelVersion": state.model_version,
                 "requestId": request_id(request),
-                "stance": stance(prediction, target),
+                "stance": Scored.of(comment.text, prediction, target).stance,
             },
         }
 

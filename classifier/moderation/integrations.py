@@ -81,7 +81,7 @@ def coral_answer(outcome: Moderated, *, model_version: str, request_id: str) -> 
         actions.append({"actionType": "FLAG", "reason": "COMMENT_DETECTED_TOXIC"})
     if spam:
         actions.append({"actionType": "FLAG", "reason": "COMMENT_DETECTED_SPAM"})
-    found = moderation(outcome.prediction, decision, outcome.text)
+    found = moderation(outcome.scored, decision)
     found.pop("scores")  # as before: Coral's metadata carries no scores
     return {
         "status": CORAL_STATUS[decision.decision],
@@ -133,13 +133,13 @@ def wordpress_answer(
         approved = "spam" if _spam_labels(decision, ("reject",))[0] else "trash"
     # WordPress has no "featured" status, and plugins check for the three decisions:
     # a featured comment is approved, with featured: true (the plugin keeps it as meta).
-    prediction = outcome.prediction
-    extra = {"featured": decision.decision == "feature"} if "constructive" in prediction else {}
+    scored = outcome.scored
+    extra = {"featured": decision.decision == "feature"} if scored.constructive is not None else {}
     return {
         "approved": approved,
         "decision": "approve" if decision.decision == "feature" else decision.decision,
         **extra,
-        **moderation(prediction, decision, outcome.text),
+        **moderation(scored, decision),
         "model_version": model_version,
         "request_id": request_id,
         "latency_ms": latency_ms,

@@ -41,7 +41,7 @@ from classifier.moderation.asgi import Receive, Send, send_json
 from classifier.moderation.feedback import VERDICT_GOLD
 from classifier.moderation.schemas import ArticleIn
 from classifier.moderation.state import CommentInput
-from classifier.schema import Text
+from classifier.schema import Scored, Stance, Text
 
 logger = logging.getLogger(__name__)
 
@@ -170,20 +170,13 @@ class AttributeScores(BaseModel):
     spanScores: list[SpanScore] | None = None
 
 
-class Stance(BaseModel):
-    """Not Perspective's: the stance toward the context (clients that do not know the
-    ``threadguard`` key ignore it)."""
-
-    label: str | None
-    scores: dict[str, float]
-    target: Literal["parent", "article", "none"]
-
-
 class Extension(BaseModel):
     """threadguard's own findings, beside Perspective's fields."""
 
     modelVersion: str
     requestId: str
+    #: not Perspective's: the stance toward the context (clients that do not know the
+    #: ``threadguard`` key ignore it)
     stance: Stance | None = None
 
 
@@ -370,7 +363,7 @@ def analyze_answer(
         )
     to_utf16 = utf16_offsets(text)
     whole = to_utf16(len(text))
-    model_spans = prediction.get("spans")
+    model_spans = Scored.of(text, prediction, "none").spans
     out: dict[str, AttributeScores] = {}
     for a in asked:
         value = float(prediction[a.kind][a.label])

@@ -47,11 +47,11 @@ from typing import Any, Final, Literal, get_args
 import yaml
 
 from classifier.labels import CONSTRUCTIVE_LABELS, TOXICITY_LABELS
+from classifier.schema import DecisionName, Reason
 
 logger = logging.getLogger(__name__)
 
 Action = Literal["review", "reject"]
-DecisionName = Literal["feature", "approve", "review", "reject"]
 
 #: Actions a rule may trigger, mildest first.
 ACTIONS: Final[tuple[str, ...]] = get_args(Action)
@@ -89,10 +89,11 @@ def _threshold(value: Any, what: str) -> float:
     return float(value)
 
 
-def constructive_key(result: Mapping[str, Any]) -> float:
-    """Sort key, most constructive first: minus the ``constructive`` score (results without
-    one last; a stable sort keeps their order). Rows and the hook's results both use it."""
-    return -float((result.get("constructive") or {}).get("constructive", -1.0))
+def constructive_key(constructive: Mapping[str, float] | None) -> float:
+    """Sort key of a result by its ``constructive`` scores, most constructive first: minus
+    the ``constructive`` score (results without one last; a stable sort keeps their order).
+    Rows and the hook's results both use it."""
+    return -float((constructive or {}).get("constructive", -1.0))
 
 
 @dataclass(frozen=True)
@@ -180,25 +181,6 @@ class FeatureRule:
 
 
 @dataclass(frozen=True)
-class Reason:
-    """A rule that triggered: the label, its score, the threshold and the action
-    (``review``/``reject`` for a toxicity rule, ``feature`` for the feature rule)."""
-
-    label: str
-    score: float
-    threshold: float
-    action: Action | Literal["feature"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "score": self.score,
-            "threshold": self.threshold,
-            "action": self.action,
-        }
-
-
-@dataclass(frozen=True)
 class Decision:
     """The moderation decision for one comment, with everything that led to it.
 
@@ -217,7 +199,7 @@ class Decision:
         """Plain-JSON form: ``decision``, ``reasons``, ``scores``, ``stance``."""
         return {
             "decision": self.decision,
-            "reasons": [r.to_dict() for r in self.reasons],
+            "reasons": [r.model_dump() for r in self.reasons],
             "scores": dict(self.scores),
             "stance": {
                 "label": self.stance.get("label"),
@@ -357,7 +339,11 @@ class Policy:
             score = scores[rule.label]
             triggered = rule.trigger(score)
             if triggered is not None:
-                reasons.append(Reason(rule.label, score, triggered[1], triggered[0]))
+                reasons.append(
+                    Reason(
+                        label=rule.label, score=score, threshold=triggered[1], action=triggered[0]
+                    )
+                )
         reasons.sort(key=lambda r: (-_SEVERITY[r.action], -r.score, r.label))
         decision: DecisionName = reasons[0].action if reasons else "approve"
         constructive = prediction.get("constructive") or {}
@@ -366,7 +352,14 @@ class Policy:
             score = float(constructive[feature.label])
             if score >= feature.threshold:
                 decision = "feature"
-                reasons.append(Reason(feature.label, score, feature.threshold, "feature"))
+                reasons.append(
+                    Reason(
+                        label=feature.label,
+                        score=score,
+                        threshold=feature.threshold,
+                        action="feature",
+                    )
+                )
         stance = prediction.get("stance") or {}
         return Decision(
             decision=decision,

@@ -18,11 +18,11 @@ as it always did.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from classifier.schema import Id, Text
+from classifier.schema import Id, Reason, Span, Stance, Text
 
 
 class _In(BaseModel):
@@ -70,25 +70,14 @@ class ScoreRequest(_In):
     )
 
 
-class SpanOut(BaseModel):
+class SpanOut(Span):
     """A toxic span the model found: ``text[start:end]`` of the comment as scored (after
     HTML is stripped, on ``/v1/coral`` and ``/v1/wordpress``), which ``text`` repeats."""
 
-    start: int = Field(description="Character offset of the span's first character.")
-    end: int = Field(description="Character offset just past the span's last character.")
-    label: str = Field(
-        description="Its type: insult, obscene, identity_attack, threat, or toxicity "
-        "(toxic, no type decided)."
-    )
-    score: float = Field(description="The span's highest toxicity probability.")
     text: str = Field(description="The flagged words themselves.")
 
 
-class ReasonOut(BaseModel):
-    label: str
-    score: float
-    threshold: float
-    action: Literal["review", "reject", "feature"]
+class ReasonOut(Reason):
     spans: list[SpanOut] | None = Field(
         default=None,
         description="The toxic spans behind a toxicity reason (see spans_for_reason); "
@@ -96,12 +85,16 @@ class ReasonOut(BaseModel):
     )
 
 
-class StanceOut(BaseModel):
-    label: str | None
-    scores: dict[str, float]
-    target: Literal["parent", "article", "none"] = Field(
-        description="What the stance is toward: the parent comment, the article, or nothing."
-    )
+#: The optional heads' fields of an answer (:func:`~classifier.moderation.answers.heads`),
+#: typed and documented once: left out when the model does not give them.
+Constructive = Annotated[
+    dict[str, float] | None,
+    Field(description="Constructiveness by label, when the model gives it (else absent)."),
+]
+Spans = Annotated[
+    list[SpanOut] | None,
+    Field(description="Every toxic span, when the model gives them (else absent)."),
+]
 
 
 class ModerateResponse(BaseModel):
@@ -113,14 +106,9 @@ class ModerateResponse(BaseModel):
     )
     reasons: list[ReasonOut]
     scores: dict[str, float]
-    constructive: dict[str, float] | None = Field(
-        default=None,
-        description="Constructiveness by label, when the model gives it (else absent).",
-    )
-    spans: list[SpanOut] | None = Field(
-        default=None, description="Every toxic span, when the model gives them (else absent)."
-    )
-    stance: StanceOut
+    constructive: Constructive = None
+    spans: Spans = None
+    stance: Stance
     model_version: str
     latency_ms: float
 
@@ -132,14 +120,9 @@ class ScoreResult(BaseModel):
         description="The comment's position in the request (only with sort=constructive).",
     )
     scores: dict[str, float]
-    constructive: dict[str, float] | None = Field(
-        default=None,
-        description="Constructiveness by label, when the model gives it (else absent).",
-    )
-    spans: list[SpanOut] | None = Field(
-        default=None, description="Every toxic span, when the model gives them (else absent)."
-    )
-    stance: StanceOut
+    constructive: Constructive = None
+    spans: Spans = None
+    stance: Stance
 
 
 class ScoreResponse(BaseModel):
@@ -234,13 +217,8 @@ class WordPressResponse(BaseModel):
     )
     reasons: list[ReasonOut]
     scores: dict[str, float]
-    constructive: dict[str, float] | None = Field(
-        default=None,
-        description="Constructiveness by label, when the model gives it (else absent).",
-    )
-    spans: list[SpanOut] | None = Field(
-        default=None, description="Every toxic span, when the model gives them (else absent)."
-    )
+    constructive: Constructive = None
+    spans: Spans = None
     model_version: str
     request_id: str
     latency_ms: float

@@ -23,6 +23,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import HTTPException
@@ -37,6 +38,7 @@ from classifier.moderation.feedback import FeedbackStore
 from classifier.moderation.policy import Decision, Policy
 from classifier.moderation.schemas import ArticleIn
 from classifier.moderation.settings import ServiceSettings, default_threads
+from classifier.schema import Scored
 from classifier.targets import CommentItem, comment_item, stance_target, trim_words
 
 if TYPE_CHECKING:
@@ -104,6 +106,11 @@ class Moderated:
     prediction: Prediction
     decision: Decision
     target: str
+
+    @cached_property
+    def scored(self) -> Scored:
+        """The prediction typed, as the answers carry it."""
+        return Scored.of(self.text, self.prediction, self.target)
 
 
 def _footprint(key: str, value: Any) -> int:
