@@ -282,5 +282,6 @@ def test_the_local_engine_never_imports_ray(model_dir: Path, tmp_path: Path) -> 
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    # the last line: tokenizers < 0.21 prints a warning about the tiny test vocabulary first
+    assert done.stdout.strip().splitlines()[-1] == "[]"
     assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 5
