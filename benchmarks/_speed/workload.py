@@ -5,10 +5,12 @@ without them), and a summary of their lengths.
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 Item = dict[str, str]
 
@@ -28,21 +30,27 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def _corpus_pools(root: Path | None) -> tuple[dict[str, list[Item]], list[str]]:
-    """Comments (text, own target) per source corpus, and article targets from FNC-1."""
+@functools.cache
+def corpus_rows(name: str, root: Path | None) -> dict[str, list[dict[str, Any]]]:
+    """A corpus's rows by split, read once per run: both workloads draw on FNC-1 and
+    ToxicSpans, which take tens of seconds to read."""
     from training.corpora import read_corpus
 
+    return read_corpus(name, root).splits
+
+
+def _corpus_pools(root: Path | None) -> tuple[dict[str, list[Item]], list[str]]:
+    """Comments (text, own target) per source corpus, and article targets from FNC-1."""
     pools: dict[str, list[Item]] = {}
     for name, _, _ in SOURCES:
-        load = read_corpus(name, root)
-        rows = [r for split in ("train", "dev", "test") for r in load.splits.get(split, [])]
+        splits = corpus_rows(name, root)
+        rows = [r for split in ("train", "dev", "test") for r in splits.get(split, [])]
         pools[name] = [
             {"text": r["text"], "target": r.get("target") or ""} for r in rows if r["text"].strip()
         ]
-    fnc = read_corpus("fnc1", root)
     articles = {}
     for split in ("train", "test"):
-        for r in fnc.splits.get(split, []):
+        for r in corpus_rows("fnc1", root).get(split, []):
             lead = " ".join(r["text"].split()[:60])  # the title and first paragraph, as served
             articles[r["target"]] = f"{r['target']}. {lead}"
     return pools, sorted(articles.values())
