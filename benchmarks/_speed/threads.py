@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from _speed.workload import corpus_rows
+from _speed.workload import corpus_rows, sources
 
 if TYPE_CHECKING:  # imported where used: speed.py imports this before a cold start's clock
     from classifier.schema import Thread
@@ -92,12 +92,7 @@ def make_threads(
     from classifier.schema import Article, Comment, Thread
     from classifier.targets import thread_items
 
-    try:
-        articles, pools = _corpus_sources(root)
-        origin = "corpora in " + str(root or "../shared/data")
-    except (FileNotFoundError, OSError) as err:
-        articles, pools = _synthetic_sources(seed)
-        origin = f"SYNTHETIC text (corpora unavailable: {err})"
+    (articles, pools), origin = sources(_corpus_sources, _synthetic_sources, root, seed)
     rng = random.Random(seed)
     out = []
     for t in range(max(1, math.ceil(n_comments / size))):

@@ -8,9 +8,11 @@ from __future__ import annotations
 import functools
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+_Sources = TypeVar("_Sources")
 
 Item = dict[str, str]
 
@@ -70,16 +72,26 @@ def _synthetic_pools(seed: int) -> tuple[dict[str, list[Item]], list[str]]:
     return pools, articles
 
 
+def sources(
+    read: Callable[[Path | None], _Sources],
+    generate: Callable[[int], _Sources],
+    root: Path | None,
+    seed: int,
+) -> tuple[_Sources, str]:
+    """What ``read`` takes from the corpora under ``root``, or, when they are missing, what
+    ``generate`` makes from ``seed``; and a line saying which (a workload of generated
+    text must not pass for one of real lengths)."""
+    try:
+        return read(root), "corpora in " + str(root or "../shared/data")
+    except (FileNotFoundError, OSError) as err:
+        return generate(seed), f"SYNTHETIC text (corpora unavailable: {err})"
+
+
 def make_workload(
     n: int, seed: int = 0, root: Path | None = None, long_share: float = 0.05
 ) -> tuple[list[Item], str]:
     """``n`` (target, comment) items, the same for the same seed and data; and their origin."""
-    try:
-        pools, articles = _corpus_pools(root)
-        origin = "corpora in " + str(root or "../shared/data")
-    except (FileNotFoundError, OSError) as err:
-        pools, articles = _synthetic_pools(seed)
-        origin = f"SYNTHETIC text (corpora unavailable: {err})"
+    (pools, articles), origin = sources(_corpus_pools, _synthetic_pools, root, seed)
     rng = random.Random(seed)
     parents = pools["toxic_spans"]
     long_pool = [it for pool in pools.values() for it in pool if _words(it["text"]) >= LONG_WORDS]
