@@ -11,7 +11,7 @@ that comes and goes weighs on all three alike), and taking medians:
 2. **no target**: ``predict`` on the same comments with an empty target and context: the
    comment model's work is unchanged, the stance model reads each comment alone;
 3. **comment model alone**: the comment model's pass over the comments (spans
-   included), where the model has one.
+   decoded as ``predict`` decodes them), where the model has one.
 
 Target encoding is (1) - (2); the stance pass is (1) - (3), everything ``predict`` does
 beyond the comment model (the pairs' tokenisation, the stance model's forward passes,
@@ -115,9 +115,9 @@ def measure(
         "scored": lambda i: predictor.predict(work[i].items),
         "no_target": lambda i: predictor.predict(bare[i]),
     }
-    if comment_model is not None:
+    if comment_model is not None:  # as predict runs it: spans as the predictor's options say
         ways["comment"] = lambda i: comment_model.comment_scores(
-            [it["text"] for it in work[i].items], spans=True
+            [it["text"] for it in work[i].items], spans=predictor.options.spans
         )
     taken: dict[str, list[float]] = {way: [] for way in ways}
     for run in ways.values():  # warm-up
