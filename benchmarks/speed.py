@@ -49,9 +49,9 @@ Each figure is the median of ``--runs`` runs. On the thread workload, the share 
 threadguard's time that goes into encoding targets (the same threads scored as served,
 with no targets, and through the comment model alone: ``_speed/target_share.py`` says
 how). Then throughput by input length and batch size for threadguard, the cost model.
-Run it on an idle machine: the
-load average is printed before and after. What a backend costs in test metrics is
-measured by ``threadguard evaluate --model DIR --model DIR@BACKEND`` (docs/speed.md).
+Run it on an idle machine: the load average is printed before and after. What a backend
+costs in test metrics is measured by ``threadguard evaluate --model DIR --model
+DIR@BACKEND`` (docs/speed.md).
 
 Its parts are the ``_speed`` package next to this script (the workload, the systems,
 the timing harness, threadguard's cost model, the report); this script parses the
