@@ -3,13 +3,21 @@
     python benchmarks/speed.py                      # the full benchmark (~15 min on 2 cores)
     python benchmarks/speed.py --quick              # a smoke run (small workload, one run)
 
-Workload: ``--n`` comments, each with its target, drawn reproducibly (``--seed``)
-from the corpora in ``../shared/data`` so that the lengths are real ones: news
-comments (ToxicSpans, i.e. Civil Comments) scored against an article (an FNC-1
-headline and lead) or a parent comment, reader posts against a claim (ARC),
-replies against their parent (RumourEval), tweets against a target (SemEval-2016,
-OLID), YouTube comments; plus a ``--long-share`` of comments of 150+ words. Without
-the corpora it falls back to generated text of similar lengths (and says so).
+Workloads (``--workload mixed|thread|both``, both by default), drawn reproducibly
+(``--seed``) from the corpora in ``../shared/data`` so that the lengths are real ones;
+without the corpora, generated text of similar lengths (and the report says so):
+
+* mixed: ``--n`` comments, each with its target: news comments (ToxicSpans, i.e. Civil
+  Comments) scored against an article (an FNC-1 headline and lead) or a parent comment,
+  reader posts against a claim (ARC), replies against their parent (RumourEval), tweets
+  against a target (SemEval-2016, OLID), YouTube comments; plus a ``--long-share`` of
+  comments of 150+ words; scored in one call.
+* thread: about ``--n`` comments as threads of ``--thread-size`` (50) news comments (C3
+  and ToxicSpans) under one article (an FNC-1 headline and body), a third of them
+  replies to an earlier comment; the library makes each comment's input
+  (``classifier.targets.thread_items``: the title and lead for a top-level comment, the
+  parent for a reply) and each thread is scored in one call, as ``threadguard score``
+  and the hook see them (``_speed/threads.py``).
 
 Systems, measured in the same process on the same comments:
 
@@ -31,15 +39,19 @@ The transformer peers read the comment alone (toxicity only), truncated at
 as threadguard (Detoxify itself pads each call to its longest input, which is
 slower). threadguard truncates at its model's ``max_length``.
 
-Figures: throughput (comments/s, batch ``--batch-size``) and single-comment
-latency p50/p99 at 1 and 2 torch threads (``--threads``); cold start (a fresh
+Figures: throughput (comments/s, batch ``--batch-size``) on each workload and
+single-comment latency p50/p99 (mixed comments) at 1 and 2 torch threads
+(``--threads``), and each as a multiple of the peers'; cold start (a fresh
 interpreter, from the first import to a first prediction, warm-up included; the
 interpreter's own start is not counted) and peak resident memory (a fresh
 process that loads the model and scores the whole workload; ``ru_maxrss``).
-Each figure is the median of ``--runs`` runs. Then throughput by input length
-and batch size for threadguard, the cost model. Run it on an idle machine: the
-load average is printed before and after. What a backend costs in test metrics is
-measured by ``threadguard evaluate --model DIR --model DIR@BACKEND`` (docs/speed.md).
+Each figure is the median of ``--runs`` runs. On the thread workload, the share of
+threadguard's time that goes into encoding targets (the same threads scored as served,
+with no targets, and through the comment model alone: ``_speed/target_share.py`` says
+how). Then throughput by input length and batch size for threadguard, the cost model.
+Run it on an idle machine: the load average is printed before and after. What a backend
+costs in test metrics is measured by ``threadguard evaluate --model DIR --model
+DIR@BACKEND`` (docs/speed.md).
 
 Its parts are the ``_speed`` package next to this script (the workload, the systems,
 the timing harness, threadguard's cost model, the report); this script parses the
@@ -66,10 +78,19 @@ from typing import Any
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.append(str(Path(__file__).resolve().parent))
 
+from _speed import target_share
 from _speed.costs import first_export, scaling, tokenizer_share
-from _speed.report import Row, goals, main_table, ratio_table
+from _speed.report import Row, goals, main_table, ratio_table, speedup_targets
 from _speed.systems import PEER_KINDS, Setup, default_model_dir, fallback_model, system_title
-from _speed.timing import cpu_name, latency, load_average, peak_rss_mb, throughput
+from _speed.threads import THREAD_SIZE, ThreadWork, make_threads
+from _speed.timing import (
+    cpu_name,
+    grouped_throughput,
+    latency,
+    load_average,
+    peak_rss_mb,
+    throughput,
+)
 from _speed.workload import _words, describe_lengths, make_workload
 
 # a cold-start child counts from here (stdlib imports: ~5 ms); the benchmark's own parts
@@ -115,7 +136,9 @@ def run_child(mode: str, system: str, setup: Setup, threads: int) -> dict[str, f
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, help="threadguard model folder (default: shipped)")
-    parser.add_argument("--n", type=int, default=400, help="comments in the workload")
+    parser.add_argument("--n", type=int, default=400, help="comments in each workload")
+    parser.add_argument("--workload", choices=["mixed", "thread", "both"], default="both")
+    parser.add_argument("--thread-size", type=int, default=THREAD_SIZE, help="comments a thread")
     parser.add_argument("--latency-n", type=int, default=100, help="comments timed one by one")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes for cold start")
@@ -208,6 +231,29 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.get_num_threads()}; measured at threads {args.threads}; "
         f"batch size {args.batch_size}; median of {args.runs} runs"
     )
+    workloads = ["mixed", "thread"] if args.workload == "both" else [args.workload]
+    groups: list[list[Any]] = []
+    thread_work: list[ThreadWork] = []
+    if "thread" in workloads:
+        thread_work, thread_origin = make_threads(
+            args.n, args.thread_size, args.seed, args.data_root
+        )
+        groups = [list(w.items) for w in thread_work]
+        flat = [it for g in groups for it in g]
+        replies = sum(it["reply"] for it in flat)
+        pairs = ours_model.input_encoder.encode(
+            [it["target"] for it in flat],
+            [it["context"] for it in flat],
+            [it["text"] for it in flat],
+        )
+        say(
+            f"thread workload: {len(thread_work)} threads of {args.thread_size} comments under "
+            f"one article ({replies} replies to a comment, {100 * replies / len(flat):.0f}%), "
+            f"seed {args.seed}, from {thread_origin}"
+        )
+        say(f"  comment words: {describe_lengths([_words(it['text']) for it in flat])}")
+        say(f"  threadguard (target, comment) tokens: {describe_lengths([len(e) for e in pairs])}")
+    say(f"throughput measured on: {', '.join(workloads)} workload(s)")
     if skipped:
         say(f"skipped backends (onnxruntime/onnx not installed): {skipped}")
     del ours_model
@@ -222,7 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         for t in args.threads:
             scorer = setup.make(system, t)
             torch.set_num_threads(t)
-            row.throughput[t] = throughput(scorer, items, args.runs)
+            if "mixed" in workloads:
+                row.throughput[t] = throughput(scorer, items, args.runs)
+            if groups:
+                row.thread_throughput[t] = grouped_throughput(scorer, groups, args.runs)
             row.p50[t], row.p99[t] = latency(scorer, latency_items, args.runs)
             del scorer
         cold = [run_child("cold", system, setup, max(args.threads)) for _ in range(args.cold_runs)]
@@ -237,18 +286,23 @@ def main(argv: list[str] | None = None) -> int:
     say(ratio_table(rows, args.threads))
     say()
     for backend in available:
-        for line in goals(rows, args.threads, backend):
+        for line in goals(rows, args.threads, backend) + speedup_targets(rows, backend):
             say(line)
     for backend in (b for b in available if b.startswith("onnx")):
         say(first_export(setup, backend, max(args.threads)))
     from classifier.model.constants import resolve_backend
 
     default = resolve_backend("auto")
-    say(
-        tokenizer_share(
-            setup, items, max(args.threads), default if default in available else "torch"
+    share_backend = default if default in available else "torch"
+    say(tokenizer_share(setup, items, max(args.threads), share_backend))
+    shares = None
+    if thread_work:
+        say()
+        shares = target_share.measure(
+            setup, thread_work, max(args.threads), share_backend, args.runs
         )
-    )
+        for line in shares.lines():
+            say(line)
     scaling_table = ""
     if not args.no_scaling:
         scaling_table = scaling(
@@ -270,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps(
                 {
                     "workload": {"n": len(items), "seed": args.seed, "origin": origin},
+                    "thread_workload": {
+                        "threads": len(thread_work),
+                        "thread_size": args.thread_size,
+                        "target_share": shares.to_dict() if shares else None,
+                    },
                     "model": str(model_path),
                     "threads": args.threads,
                     "rows": [r.__dict__ for r in rows],

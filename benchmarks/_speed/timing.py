@@ -20,12 +20,21 @@ from _speed.workload import Item
 
 def throughput(scorer: Scorer, items: Sequence[Item], runs: int) -> float:
     """Median comments/s over ``runs`` passes over ``items`` (after a warm-up batch)."""
-    scorer.score(items[:32])
+    return grouped_throughput(scorer, [items], runs)
+
+
+def grouped_throughput(scorer: Scorer, groups: Sequence[Sequence[Item]], runs: int) -> float:
+    """Median comments/s over ``runs`` passes, each scoring every group in one call (a
+    thread at a time, as ``threadguard score`` and the hook see them), after a warm-up
+    batch."""
+    scorer.score(groups[0][:32])
+    n = sum(len(g) for g in groups)
     rates = []
     for _ in range(runs):
         started = time.perf_counter()
-        scorer.score(items)
-        rates.append(len(items) / (time.perf_counter() - started))
+        for group in groups:
+            scorer.score(group)
+        rates.append(n / (time.perf_counter() - started))
     return statistics.median(rates)
 
 

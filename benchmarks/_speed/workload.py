@@ -5,10 +5,14 @@ without them), and a summary of their lengths.
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
+
+_Sources = TypeVar("_Sources")
 
 Item = dict[str, str]
 
@@ -28,21 +32,27 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def _corpus_pools(root: Path | None) -> tuple[dict[str, list[Item]], list[str]]:
-    """Comments (text, own target) per source corpus, and article targets from FNC-1."""
+@functools.cache
+def corpus_rows(name: str, root: Path | None) -> dict[str, list[dict[str, Any]]]:
+    """A corpus's rows by split, read once per run: both workloads draw on FNC-1 and
+    ToxicSpans, which take tens of seconds to read."""
     from training.corpora import read_corpus
 
+    return read_corpus(name, root).splits
+
+
+def _corpus_pools(root: Path | None) -> tuple[dict[str, list[Item]], list[str]]:
+    """Comments (text, own target) per source corpus, and article targets from FNC-1."""
     pools: dict[str, list[Item]] = {}
     for name, _, _ in SOURCES:
-        load = read_corpus(name, root)
-        rows = [r for split in ("train", "dev", "test") for r in load.splits.get(split, [])]
+        splits = corpus_rows(name, root)
+        rows = [r for split in ("train", "dev", "test") for r in splits.get(split, [])]
         pools[name] = [
             {"text": r["text"], "target": r.get("target") or ""} for r in rows if r["text"].strip()
         ]
-    fnc = read_corpus("fnc1", root)
     articles = {}
     for split in ("train", "test"):
-        for r in fnc.splits.get(split, []):
+        for r in corpus_rows("fnc1", root).get(split, []):
             lead = " ".join(r["text"].split()[:60])  # the title and first paragraph, as served
             articles[r["target"]] = f"{r['target']}. {lead}"
     return pools, sorted(articles.values())
@@ -62,16 +72,26 @@ def _synthetic_pools(seed: int) -> tuple[dict[str, list[Item]], list[str]]:
     return pools, articles
 
 
+def sources(
+    read: Callable[[Path | None], _Sources],
+    generate: Callable[[int], _Sources],
+    root: Path | None,
+    seed: int,
+) -> tuple[_Sources, str]:
+    """What ``read`` takes from the corpora under ``root``, or, when they are missing, what
+    ``generate`` makes from ``seed``; and a line saying which (a workload of generated
+    text must not pass for one of real lengths)."""
+    try:
+        return read(root), "corpora in " + str(root or "../shared/data")
+    except (FileNotFoundError, OSError) as err:
+        return generate(seed), f"SYNTHETIC text (corpora unavailable: {err})"
+
+
 def make_workload(
     n: int, seed: int = 0, root: Path | None = None, long_share: float = 0.05
 ) -> tuple[list[Item], str]:
     """``n`` (target, comment) items, the same for the same seed and data; and their origin."""
-    try:
-        pools, articles = _corpus_pools(root)
-        origin = "corpora in " + str(root or "../shared/data")
-    except (FileNotFoundError, OSError) as err:
-        pools, articles = _synthetic_pools(seed)
-        origin = f"SYNTHETIC text (corpora unavailable: {err})"
+    (pools, articles), origin = sources(_corpus_pools, _synthetic_pools, root, seed)
     rng = random.Random(seed)
     parents = pools["toxic_spans"]
     long_pool = [it for pool in pools.values() for it in pool if _words(it["text"]) >= LONG_WORDS]
