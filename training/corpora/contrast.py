@@ -580,6 +580,10 @@ def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _as_written(template: Template) -> list[str]:
+    return [template.text]
+
+
 def generate(seed: int = SEED) -> Iterator[tuple[Template, str]]:
     """Every (template, sentence) pair, the same for the same seed."""
     rng = random.Random(seed)
@@ -589,9 +593,6 @@ def generate(seed: int = SEED) -> Iterator[tuple[Template, str]]:
             t.text.format(act=act) + rng.choice(THREAT_TAILS) + "."
             for act in rng.sample(THREAT_ACTS, 8)
         ],
-        "violence_mention": lambda t: [t.text],
-        "veiled_threat": lambda t: [t.text],
-        "veiled_twin": lambda t: [t.text],
         "harm_call": lambda t: [
             t.text.format(act=act) + "." for act in rng.sample(HARM_ACTS_PERSON, 6)
         ],
@@ -602,16 +603,14 @@ def generate(seed: int = SEED) -> Iterator[tuple[Template, str]]:
         "conditional_threat": lambda t: [
             t.text.format(act=act) for act in rng.sample(THREAT_ACTS, 6)
         ],
-        "profanity": lambda t: [t.text],
         "spam": lambda t: [
             t.text.format(site=rng.choice(SPAM_SITES), n=rng.choice(SPAM_AMOUNTS)) for _ in range(3)
         ],
-        "spam_twin": lambda t: [t.text],
     }
     for template in templates():
         fill = fillers.get(template.kind)
         if fill is None and "{g}" not in template.text and "{a}" not in template.text:
-            fill = fillers["violence_mention"]  # a twin that names no group: once
+            fill = _as_written  # a template with no slot to fill: its sentence, once
         if fill is not None:
             for sentence in fill(template):
                 yield template, _capitalise(sentence)
