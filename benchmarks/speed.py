@@ -201,7 +201,14 @@ def main(argv: list[str] | None = None) -> int:
 
     say(f"machine: {cpu_name()}, {os.cpu_count()} CPUs; load average before: {load_average()}")
     say(model_note)
-    ours_model = load_model(model_path)
+    from classifier.model.constants import COMMENT_DIR
+    from classifier.model.one_pass import is_one_pass
+
+    # a one-pass model's encoder is its comment model: its input encoder describes the lengths
+    one_pass = is_one_pass(Path(model_path))
+    ours_model = load_model(Path(model_path) / COMMENT_DIR if one_pass else model_path)
+    if one_pass:
+        say("one-pass model: (target, comment) tokens below are as a pair model would read them")
     items, origin = make_workload(args.n, args.seed, args.data_root, args.long_share)
     encoded = ours_model.input_encoder.encode(
         [it["target"] for it in items], None, [it["text"] for it in items]

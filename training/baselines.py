@@ -321,9 +321,13 @@ class TransformerScorer:
 
     def describe(self) -> dict[str, Any]:
         """Model config, training config, versions and a content hash of its files."""
-        from classifier.model.constants import CONFIG_FILE
+        from classifier.model.config_head import read_head_meta
+        from classifier.model.constants import COMMENT_DIR, CONFIG_FILE
+        from classifier.model.one_pass import is_one_pass
 
-        meta = json.loads((self.path / CONFIG_FILE).read_text(encoding="utf-8"))
+        one_pass = is_one_pass(self.path)
+        config = self.path / COMMENT_DIR / CONFIG_FILE if one_pass else self.path / CONFIG_FILE
+        meta = json.loads(config.read_text(encoding="utf-8"))
         digest = hashlib.sha256()
         for file in sorted(p for p in self.path.rglob("*") if p.is_file()):
             digest.update(str(file.relative_to(self.path)).encode())
@@ -343,6 +347,7 @@ class TransformerScorer:
             "save_mode": meta.get("save_mode"),
             "training_config": meta.get("training_config"),
             "versions": meta.get("versions"),
+            "stance_head": read_head_meta(self.path) if one_pass else None,
         }
 
     def score(self, corpus: str, data: datasets.Dataset, splits_of: SplitsOf) -> Scores:
@@ -381,7 +386,8 @@ def resolve_model(spec: str, batch_size: int = 32, device: str = "cpu") -> Score
     or a Hugging Face Hub id of a saved threadguard model; a model may end in
     ``@BACKEND`` (``classifier/default_model@int8``) to be run by that backend of
     :mod:`classifier.model.backends` instead of the float32 reference."""
-    from classifier.model.constants import CONFIG_FILE, check_backend
+    from classifier.model.constants import CONFIG_FILE, HEAD_CONFIG_FILE, check_backend
+    from classifier.model.one_pass import is_one_pass
 
     if spec.startswith("baseline:"):
         kind, _, train_corpus = spec.removeprefix("baseline:").partition("@")
@@ -410,8 +416,9 @@ def resolve_model(spec: str, batch_size: int = 32, device: str = "cpu") -> Score
                 f"baseline:tfidf, baseline:profanity) and could not be fetched from the "
                 f"Hugging Face Hub ({type(exc).__name__})"
             ) from None
-    if not (path / CONFIG_FILE).is_file():
+    if not (path / CONFIG_FILE).is_file() and not is_one_pass(path):
         raise ValueError(
-            f"model {spec!r}: {path} is not a saved threadguard model (no {CONFIG_FILE})"
+            f"model {spec!r}: {path} is not a saved threadguard model (no {CONFIG_FILE}, "
+            f"no {HEAD_CONFIG_FILE})"
         )
     return TransformerScorer(spec, path, batch_size, device, backend)

@@ -28,9 +28,10 @@ PEER_TITLES = {
 
 
 def default_model_dir() -> Path | None:
-    from classifier.model.constants import DEFAULT_MODEL_DIR
+    from classifier.model.constants import CONFIG_FILE, DEFAULT_MODEL_DIR, HEAD_CONFIG_FILE
 
-    return DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "threadguard_config.json").exists() else None
+    marks = (CONFIG_FILE, HEAD_CONFIG_FILE)  # a two-pass or a one-pass model
+    return DEFAULT_MODEL_DIR if any((DEFAULT_MODEL_DIR / m).exists() for m in marks) else None
 
 
 def fallback_model(work: Path) -> Path:

@@ -57,7 +57,8 @@ def output_names(model: ThreadguardModel) -> tuple[str, ...]:
         )
         if head is not None
     )
-    return (*OUTPUT_NAMES, *extra)
+    states = ("token_states",) if model.config.state_layers else ()
+    return (*OUTPUT_NAMES, *extra, *states)
 
 
 # --------------------------------------------------------------------------- threads
@@ -207,8 +208,9 @@ def export_onnx(model: ThreadguardModel, path: str | Path) -> Path:
     }
     outputs = output_names(model)
     dynamic.update({name: {0: "batch"} for name in outputs})
-    if "span_logits" in outputs:
-        dynamic["span_logits"] = {0: "batch", 1: "sequence"}
+    for name in ("span_logits", "token_states"):
+        if name in outputs:
+            dynamic[name] = {0: "batch", 1: "sequence"}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python code
@@ -321,6 +323,8 @@ class OnnxRunner:
         num_threads: ONNX Runtime intra-op threads; default torch's current setting.
         quantize: run the int8 model (the ``"onnx-int8"`` backend).
         optimize: apply the transformer fusions.
+        spinning: let idle intra-op threads spin (ONNX Runtime's default); see
+            :class:`~classifier.model.onnx_session.OnnxSession`.
     """
 
     def __init__(
@@ -331,8 +335,10 @@ class OnnxRunner:
         num_threads: int | None = None,
         quantize: bool = False,
         optimize: bool = True,
+        spinning: bool = True,
     ) -> None:
         require_onnxruntime()
+        self.spinning = spinning
         self.names = _input_names(model)
         if stem is None:
             with tempfile.TemporaryDirectory(prefix="threadguard-onnx-") as folder:
@@ -359,7 +365,9 @@ class OnnxRunner:
             int8 = path.with_suffix(".int8.onnx")
             path = int8 if int8.exists() else quantize_onnx(path, int8)
         self.path = path
-        self.session = OnnxSession(path, num_threads or torch.get_num_threads())
+        self.session = OnnxSession(
+            path, num_threads or torch.get_num_threads(), spinning=self.spinning
+        )
         if self.session.names != self.names:  # a stale or foreign file under the same name
             raise RuntimeError(f"{path} takes {self.session.names}, the model gives {self.names}")
 

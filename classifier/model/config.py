@@ -117,6 +117,10 @@ class ModelConfig(ConfigModel):
         constructive_labels: constructiveness and its characteristics (a subset of
             :data:`~classifier.labels.CONSTRUCTIVE_LABELS`), a sigmoid head beside
             the toxicity head on the same pooled comment; empty: no such head.
+        state_layers: encoder layers (0: the embeddings, the encoder's depth: its last
+            layer) whose token states the model also returns, ``token_states``
+            [B, L, len(state_layers), D], for the one-pass model's stance head
+            (:mod:`classifier.model.stance_head`) to read; empty: none.
     """
 
     encoder: Annotated[str, Field(min_length=1)] = DEFAULT_ENCODER
@@ -132,6 +136,7 @@ class ModelConfig(ConfigModel):
     stance_heads: tuple[StanceHead, ...] = ()
     span_labels: Names = ()
     constructive_labels: Names = ()
+    state_layers: tuple[Annotated[int, Field(strict=True, ge=0)], ...] = ()
 
     @field_validator("stance_labels", "toxicity_labels", "span_labels", "constructive_labels")
     @classmethod
@@ -185,9 +190,16 @@ class ModelConfig(ConfigModel):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form, inverse of :meth:`from_dict`: the fields a model saved
-        before them lacks (stance_heads, emoji_words, span and constructive labels) are
+        before them lacks (stance_heads, emoji_words, span and constructive labels, state
+        layers) are
         left out while unset, so an older model keeps its config and its version."""
-        unset = {"stance_heads", "emoji_words", "span_labels", "constructive_labels"}
+        unset = {
+            "stance_heads",
+            "emoji_words",
+            "span_labels",
+            "constructive_labels",
+            "state_layers",
+        }
         return self.model_dump(mode="json", exclude={n for n in unset if not getattr(self, n)})
 
 

@@ -39,6 +39,8 @@ CONFIG_FILE = "threadguard_config.json"
 #: comment alone (in windows, so the whole comment) and gives the toxicity scores, while
 #: the outer model reads (target, comment) pairs for stance. MODEL_CARD.md, "Architecture".
 COMMENT_DIR = "comment"
+#: The one-pass model's stance head settings, beside its :data:`COMMENT_DIR`.
+HEAD_CONFIG_FILE = "stance_head.json"
 #: Tokens shared by consecutive windows of a long comment.
 WINDOW_OVERLAP = 16
 #: The encoder reference that means "the all-MiniLM-L6-v2 folder shipped by the
@@ -118,7 +120,8 @@ def default_cache_dir() -> Path:
 def model_dir(path: str | Path | None) -> Path:
     """The saved model folder ``path``, or the shipped default for ``None``."""
     if path is None:
-        if not (DEFAULT_MODEL_DIR / CONFIG_FILE).exists():
+        marks = (CONFIG_FILE, HEAD_CONFIG_FILE)
+        if not any((DEFAULT_MODEL_DIR / mark).exists() for mark in marks):
             raise NoDefaultModelError(
                 f"no default threadguard model is installed (looked in {DEFAULT_MODEL_DIR}); "
                 "pass --model DIR, a folder saved by ThreadguardModel.save_pretrained"

@@ -8,6 +8,7 @@ transformers tokenizer, so both paths build identical token ids.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import unicodedata
@@ -319,6 +320,15 @@ class InputEncoder:
             for start in starts:
                 built = self._build(self._single, [ids[start : start + room]], comment_seq=0)
                 out.append((index, EncodedInput(*built)))
+        return out
+
+    def truncated(self, max_length: int) -> InputEncoder:
+        """This encoder with another ``max_length`` (the same tokenizer and layout): how
+        the one-pass model reads a target, cut shorter than a comment."""
+        if max_length - self._n_pair < 2:
+            raise ValueError(f"max_length {max_length} leaves no room for a sentence pair")
+        out = copy.copy(self)
+        out.max_length = max_length
         return out
 
     def window_step(self, overlap: int) -> int:

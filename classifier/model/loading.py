@@ -24,6 +24,7 @@ from classifier.model.constants import (
     model_dir,
     resolve_backend,
 )
+from classifier.model.one_pass import is_one_pass, load_one_pass
 from classifier.model.onnx_predictor import OnnxPredictor, cached_export
 from classifier.model.predictor import DEFAULT_OPTIONS, BatchPredictor, PredictOptions
 from classifier.model.spans import DEFAULT_SPAN_THRESHOLD
@@ -44,7 +45,10 @@ def load_predictor(
     whole: it is not changed after (:meth:`BatchPredictor.with_options` derives one with
     other ``options``).
 
-    A model folder with a :data:`COMMENT_DIR` subfolder scores toxicity with that comment
+    A one-pass model folder (a stance head beside its :data:`COMMENT_DIR`, see
+    :mod:`classifier.model.one_pass`) gives a
+    :class:`~classifier.model.one_pass.OnePassPredictor`: one encoder pass per comment.
+    A two-pass model folder with a :data:`COMMENT_DIR` subfolder scores toxicity with that comment
     model (the ``comment_model`` of :class:`BatchPredictor`); ``comment_model=False``
     scores with the outer model's own toxicity head instead (how v0.3.1 scored, for
     comparison). Each folder's saved calibration (``calibrated=False``: none, as
@@ -65,8 +69,20 @@ def load_predictor(
         calibrated=calibrated,
         options=options,
     )
+    if is_one_pass(folder):
+        if not comment_model:
+            raise ValueError(
+                f"{folder} is a one-pass model: its comment model is its encoder, it cannot "
+                "score without it (comment_model=False is for two-pass models)"
+            )
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        encoder = load(folder / COMMENT_DIR)
+        return load_one_pass(folder, encoder, backend=chosen, cache_dir=cache, options=options)
     comment = None
     if comment_model and (folder / COMMENT_DIR / CONFIG_FILE).is_file():
+        # two sessions run in turn: idle threads that spin would take the cores from the
+        # other's run (single-comment p50 72 -> 42 ms, throughput unchanged: docs/speed.md)
+        load = functools.partial(load, spinning=False)
         comment = load(folder / COMMENT_DIR)
     return load(path if path is not None else folder, comment_model=comment)
 
@@ -111,6 +127,7 @@ def _load_one(
     calibrated: bool,
     options: PredictOptions,
     comment_model: BatchPredictor | None = None,
+    spinning: bool = True,
 ) -> BatchPredictor:
     """One model folder's predictor, with ``comment_model`` (if any), and the toxicity
     calibration (:func:`calibration_of`) and span threshold saved in that folder."""
@@ -128,7 +145,12 @@ def _load_one(
                 f"backend {backend!r} runs on the CPU; use backend='torch' on {device}"
             )
         return OnnxPredictor.from_folder(
-            path, backend=backend, num_threads=num_threads, cache_dir=cache_dir, **saved
+            path,
+            backend=backend,
+            num_threads=num_threads,
+            cache_dir=cache_dir,
+            spinning=spinning,
+            **saved,
         )
     from classifier.model.torch_predictor import Predictor, load_model
     from classifier.model.versions import compute_model_version

@@ -44,11 +44,9 @@ from classifier.model.serialization import (
     saved_versions,
     warn_on_version_change,
 )
+from classifier.model.stance_head import MISSING_LOGIT, compose_comment_logits
 
 logger = logging.getLogger(__name__)
-
-#: Logit of a class a stance head does not learn: exp() of it is 0 in float32.
-_MISSING_LOGIT = -1.0e4
 
 
 def encode(
@@ -259,11 +257,18 @@ class ThreadguardModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None,
-    ) -> torch.Tensor:
-        kwargs: dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention_mask}
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The last layer's token states, and those of :attr:`ModelConfig.state_layers`
+        stacked [B, L, n_layers, D] (None when the config names none)."""
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        return cast(torch.Tensor, self.encoder(**kwargs).last_hidden_state)
+        layers = self.config.state_layers
+        if not layers:
+            return cast(torch.Tensor, self.encoder(**kwargs).last_hidden_state), None
+        out = self.encoder(**kwargs, output_hidden_states=True)
+        states = torch.stack([out.hidden_states[k] for k in layers], dim=2)
+        return cast(torch.Tensor, out.last_hidden_state), states
 
     def forward(
         self,
@@ -286,9 +291,11 @@ class ThreadguardModel(nn.Module):
 
         With a span head, ``span_logits`` [B, L, K] score every token of the pass (only
         the comment's tokens mean anything); with a constructiveness head,
-        ``constructive_logits`` [B, C] read the same pooled comment as toxicity.
+        ``constructive_logits`` [B, C] read the same pooled comment as toxicity; with
+        :attr:`ModelConfig.state_layers`, ``token_states`` [B, L, n_layers, D] are the
+        encoder's states for a stance head that reads them.
         """
-        hidden = self._run_encoder(input_ids, attention_mask, token_type_ids)
+        hidden, states = self._run_encoder(input_ids, attention_mask, token_type_ids)
         pooled = _pool(hidden, attention_mask, self.config.pooling)
         mode = self.config.toxicity_input
         if mode == "pair":
@@ -303,14 +310,14 @@ class ThreadguardModel(nn.Module):
         else:
             if comment_input_ids is None or comment_attention_mask is None:
                 raise ValueError("toxicity_input 'comment' needs comment_input_ids/attention_mask")
-            alone = self._run_encoder(
+            alone, _ = self._run_encoder(
                 comment_input_ids, comment_attention_mask, comment_token_type_ids
             )
             tox_pooled = _pool(alone, comment_attention_mask, self.config.pooling)
         by_head = self.stance_head(self.dropout(pooled)).view(
             pooled.shape[0], self.head_classes.shape[0], self.head_classes.shape[1]
         )
-        by_head = by_head.masked_fill(~self.head_classes, _MISSING_LOGIT)
+        by_head = by_head.masked_fill(~self.head_classes, MISSING_LOGIT)
         # every field at construction: transformers 4.44's ModelOutput keeps an attribute
         # set later out of its keys (output["span_logits"]: KeyError at the declared floor)
         return ThreadguardOutput(
@@ -325,21 +332,12 @@ class ThreadguardModel(nn.Module):
                 if self.constructive_head is not None
                 else None
             ),
+            token_states=states,
         )
 
     def _comment_logits(self, by_head: torch.Tensor) -> torch.Tensor:
         """The stance logits a comment is scored with, from the heads' [B, H, S]."""
-        if not self._borrowed:
-            return by_head[:, 0]
-        log_probs = torch.log_softmax(by_head, dim=-1)
-        columns = torch.arange(by_head.shape[-1], device=by_head.device)
-        borrowed = torch.stack([log_probs[:, h, k] for k, h in self._borrowed], dim=1)
-        taken = borrowed.exp().sum(dim=1).clamp(max=1.0 - 1e-6)
-        out = log_probs[:, 0] + torch.log1p(-taken).unsqueeze(1)
-        for j, (k, _) in enumerate(self._borrowed):
-            out = torch.where(columns == k, borrowed[:, j : j + 1], out)
-        # classes borrowed from different heads can take more than all the mass between them
-        return out - torch.logsumexp(out, dim=-1, keepdim=True)
+        return compose_comment_logits(by_head, self._borrowed)
 
     # ----------------------------------------------------------------- saving
 

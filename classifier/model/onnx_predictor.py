@@ -220,6 +220,7 @@ class OnnxPredictor(BatchPredictor):
         span_threshold: float = DEFAULT_SPAN_THRESHOLD,
         comment_model: BatchPredictor | None = None,
         options: PredictOptions = DEFAULT_OPTIONS,
+        spinning: bool = True,
     ) -> OnnxPredictor:
         """Load the saved model at ``path`` (``None``: the shipped default) on ONNX Runtime.
 
@@ -227,6 +228,9 @@ class OnnxPredictor(BatchPredictor):
         encoder) was exported before; otherwise it is exported now, through torch, and
         cached for the next load. ``calibration``, ``span_threshold``, ``comment_model``
         and ``options``: see :class:`~classifier.model.predictor.BatchPredictor`.
+        ``spinning=False`` stops the session's idle threads from spinning: a predictor that
+        runs two sessions in turn (a two-pass model) would otherwise have each one's
+        spinning threads take the cores from the other.
         """
         if backend not in ("onnx", "onnx-int8"):
             raise ValueError(f"OnnxPredictor runs 'onnx' or 'onnx-int8', not {backend!r}")
@@ -237,9 +241,10 @@ class OnnxPredictor(BatchPredictor):
         config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
         key, entry = cached_export(folder, config, quantize, cache)
         if entry is None:
-            entry, session = _export_folder(folder, key, quantize, cache, num_threads)
+            entry, session = _export_folder(folder, key, quantize, cache, num_threads, spinning)
         else:  # an entry comes with its key
-            session = OnnxSession(_export_file(cache, cast(str, key), quantize), num_threads)
+            export = _export_file(cache, cast(str, key), quantize)
+            session = OnnxSession(export, num_threads, spinning=spinning)
         model_config = config["model_config"]
         encoder = InputEncoder.from_folder(
             folder,
@@ -300,7 +305,12 @@ def _export_file(cache: Path, key: str, quantize: bool) -> Path:
 
 
 def _export_folder(
-    folder: Path, key: str | None, quantize: bool, cache: Path, num_threads: int | None
+    folder: Path,
+    key: str | None,
+    quantize: bool,
+    cache: Path,
+    num_threads: int | None,
+    spinning: bool = True,
 ) -> tuple[dict[str, Any], OnnxSession]:
     """Export the model folder through torch (:class:`classifier.model.backends.OnnxRunner`),
     under its key in the cache when it has one, and its entry and session."""
@@ -313,7 +323,7 @@ def _export_folder(
     stem = cache / key if key is not None else None
     # the threads OnnxSession takes by default, not the torch-side runner's default
     threads = num_threads or os.cpu_count() or 1
-    runner = OnnxRunner(model, stem=stem, num_threads=threads, quantize=quantize)
+    runner = OnnxRunner(model, stem=stem, num_threads=threads, quantize=quantize, spinning=spinning)
     entry = {
         "version_digest": version_digest(model),
         "source": str(folder.resolve()),

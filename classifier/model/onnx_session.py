@@ -29,7 +29,11 @@ def require_onnxruntime() -> Any:
 class OnnxSession:
     """An ONNX Runtime CPU session over an exported threadguard model: numpy in, logits out."""
 
-    def __init__(self, path: str | Path, num_threads: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, num_threads: int | None = None, *, spinning: bool = True
+    ) -> None:
+        """``spinning=False`` stops idle intra-op threads from spinning (a small graph run
+        beside another session's threads)."""
         ort = require_onnxruntime()
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or os.cpu_count() or 1
@@ -37,6 +41,8 @@ class OnnxSession:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
         self.session = ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]

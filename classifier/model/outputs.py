@@ -19,3 +19,4 @@ class ThreadguardOutput(ModelOutput):
     stance_head_logits: torch.Tensor | None = None
     span_logits: torch.Tensor | None = None
     constructive_logits: torch.Tensor | None = None
+    token_states: torch.Tensor | None = None

@@ -66,13 +66,15 @@ class Prediction(_RequiredPrediction, total=False):
 class BatchOutput(NamedTuple):
     """Probabilities of one batch: stance [B, S], toxicity [B, T], each stance head's
     [B, H, S]; with those heads, per-token span probabilities [B, L, K] and
-    constructiveness [B, C]."""
+    constructiveness [B, C]; for a model that returns them, its encoder's token states
+    [B, L, n_layers, D] (what the one-pass stance head reads)."""
 
     stance: np.ndarray
     toxicity: np.ndarray
     by_head: np.ndarray
     spans: np.ndarray | None = None
     constructive: np.ndarray | None = None
+    states: np.ndarray | None = None
 
 
 class TokenSpanProbs(NamedTuple):
@@ -257,7 +259,7 @@ class BatchPredictor:
         if self.comment_model is not None:
             return self.comment_model.comment_scores(texts, spans=spans)
         want_spans = spans and bool(self.span_labels)
-        scores, tokens = self._read_whole(list(texts), want_spans)
+        scores, tokens, _ = self._read_whole(list(texts), want_spans)
         if tokens is None:
             return scores
         found = [
@@ -274,9 +276,51 @@ class BatchPredictor:
             raise ValueError("this model has no span head")
         return cast(list[TokenSpanProbs], self._read_whole(list(texts), True)[1])
 
+    def comment_pass(
+        self, texts: Sequence[str], spans: bool = False
+    ) -> tuple[CommentScores, list[np.ndarray]]:
+        """:meth:`comment_scores` and, from the same pass, each text's token states of
+        its first window [n_tokens, n_layers, D] (special tokens included): what the
+        one-pass stance head reads of a comment. Needs a model that returns its states
+        (:attr:`~classifier.model.config.ModelConfig.state_layers`)."""
+        want_spans = spans and bool(self.span_labels)
+        scores, tokens, states = self._read_whole(list(texts), want_spans, want_states=True)
+        if tokens is not None:
+            found = [
+                decode_spans(offsets, word_ids, probs, self.span_labels, self.span_threshold)
+                for offsets, word_ids, probs in tokens
+            ]
+            scores = scores._replace(spans=found)
+        return scores, cast(list[np.ndarray], states)
+
+    def text_states(self, texts: Sequence[str], max_length: int) -> list[np.ndarray]:
+        """Each text's token states read alone and cut at ``max_length`` tokens (special
+        tokens included) [n_tokens, n_layers, D]: how the one-pass stance head reads a
+        target or a context. A text short enough for one such window gets exactly the
+        states of its :meth:`comment_pass` (the same input)."""
+        encoder = self.input_encoder.truncated(max_length)
+        windows: dict[int, EncodedInput] = {}
+        for owner, window in encoder.windows(list(texts), 0):
+            windows.setdefault(owner, window)
+        encoded = [windows[i] for i in range(len(texts))]
+        out: list[np.ndarray] = [np.empty(0)] * len(encoded)
+        for indices in self._batches(encoded):
+            found = self._pass([encoded[i] for i in indices])
+            if found.states is None:
+                raise ValueError(
+                    "this model returns no token states (its config names no state_layers)"
+                )
+            for row, i in enumerate(indices):
+                out[i] = self._own_tokens(found.states[row], len(encoded[i]))
+        return out
+
+    def _own_tokens(self, rows: np.ndarray, width: int) -> np.ndarray:
+        """One example's ``width`` positions of a padded batch row."""
+        return rows[:width] if self.input_encoder.padding_side != "left" else rows[-width:]
+
     def _read_whole(
-        self, texts: list[str], want_spans: bool
-    ) -> tuple[CommentScores, list[TokenSpanProbs] | None]:
+        self, texts: list[str], want_spans: bool, want_states: bool = False
+    ) -> tuple[CommentScores, list[TokenSpanProbs] | None, list[np.ndarray] | None]:
         windows = self.input_encoder.windows(texts, WINDOW_OVERLAP)
         owners = np.fromiter((i for i, _ in windows), dtype=np.int64, count=len(windows))
         encoded = [w for _, w in windows]
@@ -288,8 +332,23 @@ class BatchPredictor:
         )
         # per window: the span probabilities of its comment tokens, in order
         token_probs: list[np.ndarray] = [np.empty(0)] * len(encoded)
+        # each text's first window's token states (windows come in text order)
+        first = {}
+        if want_states:
+            first = {int(owner): w for w, owner in reversed(list(enumerate(owners.tolist())))}
+        states: list[np.ndarray] = [np.empty(0)] * len(texts)
         for indices in self._batches(encoded):
             found = self._pass([encoded[i] for i in indices])
+            if want_states:
+                if found.states is None:
+                    raise ValueError(
+                        "this model returns no token states (its config names no state_layers)"
+                    )
+                for row, i in enumerate(indices):
+                    if first.get(int(owners[i])) == i:
+                        states[int(owners[i])] = self._own_tokens(
+                            found.states[row], len(encoded[i])
+                        )
             probs[indices] = found.toxicity
             if constructive is not None and found.constructive is not None:
                 constructive[indices] = found.constructive
@@ -312,7 +371,8 @@ class BatchPredictor:
             by_text = np.zeros((len(texts), constructive.shape[1]), dtype=np.float32)
             np.maximum.at(by_text, owners, constructive)
         tokens = self._token_probs(texts, owners, token_probs) if want_spans else None
-        return CommentScores(self._calibrate(out), by_text, None), tokens
+        found_states = states if want_states else None
+        return CommentScores(self._calibrate(out), by_text, None), tokens, found_states
 
     def _token_probs(
         self, texts: Sequence[str], owners: np.ndarray, token_probs: Sequence[np.ndarray]
@@ -377,13 +437,7 @@ class BatchPredictor:
         and the comment head's.
         """
         items = list(items)
-        head: int | None = None
-        if stance_head is not None:
-            if stance_head not in self.stance_heads:
-                raise ValueError(
-                    f"no stance head {stance_head!r}; this model has {list(self.stance_heads)}"
-                )
-            head = list(self.stance_heads).index(stance_head)
+        head = self._head_index(stance_head)
         stance = np.zeros((len(items), len(self.stance_labels)), dtype=np.float32)
         toxicity = np.zeros((len(items), len(self.toxicity_labels)), dtype=np.float32)
         constructive: list[np.ndarray] = []
@@ -406,11 +460,7 @@ class BatchPredictor:
                     constructive.append(scores.constructive)
                 if scores.spans is not None:
                     found_spans = (found_spans or []) + scores.spans
-            if self.reply_offsets is not None and stance_head in (None, self.comment_head):
-                replies = start + np.flatnonzero(reply_mask(chunk))
-                classes = self.stance_heads[self.comment_head].classes
-                columns = [self.stance_labels.index(c) for c in classes]
-                stance[replies] = shift_classes(stance[replies], self.reply_offsets, columns)
+            self._shift_replies(stance, chunk, start, stance_head)
         return ItemScores(
             stance,
             toxicity,
@@ -418,10 +468,36 @@ class BatchPredictor:
             found_spans,
         )
 
+    def _head_index(self, stance_head: str | None) -> int | None:
+        """The position of stance head ``stance_head`` (None: the comment output)."""
+        if stance_head is None:
+            return None
+        if stance_head not in self.stance_heads:
+            raise ValueError(
+                f"no stance head {stance_head!r}; this model has {list(self.stance_heads)}"
+            )
+        return list(self.stance_heads).index(stance_head)
+
+    def _shift_replies(
+        self, stance: np.ndarray, chunk: Sequence[Any], start: int, stance_head: str | None
+    ) -> None:
+        """Apply :attr:`reply_offsets` in place to the rows of ``stance`` that are the
+        replies of ``chunk`` (which starts at row ``start``), for the comment output."""
+        if self.reply_offsets is None or stance_head not in (None, self.comment_head):
+            return
+        replies = start + np.flatnonzero(reply_mask(chunk))
+        classes = self.stance_heads[self.comment_head].classes
+        columns = [self.stance_labels.index(c) for c in classes]
+        stance[replies] = shift_classes(stance[replies], self.reply_offsets, columns)
+
+    @staticmethod
+    def _check_item(item: Any) -> None:
+        if not (isinstance(item, Mapping) and "text" in item) and not hasattr(item, "text"):
+            raise ValueError(f"item {item!r} has no 'text'")
+
     def _encode(self, items: Sequence[Any]) -> list[EncodedInput]:
         for item in items:
-            if not (isinstance(item, Mapping) and "text" in item) and not hasattr(item, "text"):
-                raise ValueError(f"item {item!r} has no 'text'")
+            self._check_item(item)
         return self.input_encoder.encode(
             [item_field(i, "target") for i in items],
             [item_field(i, "context") for i in items],
@@ -468,6 +544,7 @@ def probabilities(logits: Mapping[str, np.ndarray]) -> BatchOutput:
         softmax(logits["stance_head_logits"]),
         sigmoid(spans) if spans is not None else None,
         sigmoid(constructive) if constructive is not None else None,
+        logits.get("token_states"),
     )
 
 
