@@ -34,7 +34,7 @@ import os
 from classifier._version import __version__
 
 #: The version of the model shipped in classifier/default_model (MODEL_CARD.md).
-DEFAULT_MODEL_VERSION = "v0.5"
+DEFAULT_MODEL_VERSION = "v0.6.1"
 
 # threadguard is an offline tool: it must make no network calls. ONNX Runtime (1.2x
 # and later) starts a 1DS telemetry uploader in its native code that resolves
