@@ -24,6 +24,7 @@ from torch import nn
 
 from classifier.labels import STANCE_LABELS
 from classifier.model.config_head import StanceHeadConfig
+from classifier.model.one_pass import pad_states
 from classifier.model.replies import is_reply
 from classifier.model.stance_head import CrossStanceHead, StanceHeadModule, UpperLayersHead
 from training.metrics import primary_for, stance_metrics
@@ -89,36 +90,25 @@ class Batcher:
         self.target_tokens = target_tokens
         self.comment_tokens = comment_tokens
 
-    def _pad(self, arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        n = max(1, max(len(a) for a in arrays))
-        shape = arrays[0].shape[1:]
-        out = np.zeros((len(arrays), n, len(self.pick), shape[-1]), dtype=np.float32)
-        mask = np.zeros((len(arrays), n), dtype=np.float32)
-        for i, a in enumerate(arrays):
-            out[i, : len(a)] = a[:, self.pick]
-            mask[i, : len(a)] = 1.0
-        return torch.from_numpy(out), torch.from_numpy(mask)
+    def _states(self, store: StateStore, text: str, limit: int) -> np.ndarray | None:
+        """A target's or context's stored states, its first ``limit`` tokens and the head's
+        layers; None for none."""
+        return np.asarray(store.get(text))[:limit, self.pick] if text.strip() else None
 
     def __call__(self, batch: Sequence[Example]) -> tuple[torch.Tensor, ...]:
-        empty = np.zeros((0, *self.targets.states.shape[1:]), dtype=np.float16)
-        c = self._pad([np.asarray(self.comments.get(e.text))[: self.comment_tokens] for e in batch])
-        t = self._pad(
-            [
-                np.asarray(self.targets.get(e.target))[: self.target_tokens]
-                if e.target.strip()
-                else empty
-                for e in batch
-            ]
-        )
-        x = self._pad(
-            [
-                np.asarray(self.targets.get(e.context))[: self.target_tokens]
-                if e.context.strip()
-                else empty
-                for e in batch
-            ]
-        )
-        return (*c, *t, *x)
+        # a comment always has states (its special tokens at least); a target may be none
+        comments = [
+            np.asarray(self.comments.get(e.text))[: self.comment_tokens, self.pick] for e in batch
+        ]
+        like = comments[0]
+        out = []
+        for arrays in (
+            comments,
+            [self._states(self.targets, e.target, self.target_tokens) for e in batch],
+            [self._states(self.targets, e.context, self.target_tokens) for e in batch],
+        ):
+            out += [torch.from_numpy(a) for a in pad_states(arrays, like=like)]
+        return tuple(out)
 
 
 def predict(

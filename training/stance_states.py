@@ -10,6 +10,7 @@ minutes instead of re-running the encoder for every pair and epoch.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from classifier.model.encoding import EncodedInput, InputEncoder
+from classifier.model.encoding import InputEncoder
 from classifier.model.network import ThreadguardModel
 
 logger = logging.getLogger(__name__)
@@ -40,33 +41,16 @@ class StateStore:
         path.mkdir(parents=True, exist_ok=True)
         np.save(path / "states.npy", self.states)
         np.save(path / "offsets.npy", self.offsets)
-        with open(path / "texts.txt", "w", encoding="utf-8", newline="") as handle:
-            handle.write(
-                "\n".join(t.replace("\\", "\\\\").replace("\n", "\\n") for t in self.index)
-            )
+        (path / "texts.json").write_text(json.dumps(list(self.index)), encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> StateStore:
-        # newline="": a text's own carriage returns must come back as they were
-        with open(path / "texts.txt", encoding="utf-8", newline="") as handle:
-            texts = [_unescape(t) for t in handle.read().split("\n")]
+        texts = json.loads((path / "texts.json").read_text(encoding="utf-8"))
         return cls(
             {t: i for i, t in enumerate(texts)},
             np.load(path / "offsets.npy"),
             np.load(path / "states.npy", mmap_mode="r"),
         )
-
-
-def _unescape(t: str) -> str:
-    out, i = [], 0
-    while i < len(t):
-        if t[i] == "\\" and i + 1 < len(t):
-            out.append("\n" if t[i + 1] == "n" else t[i + 1])
-            i += 2
-        else:
-            out.append(t[i])
-            i += 1
-    return "".join(out)
 
 
 @torch.inference_mode()
@@ -80,10 +64,7 @@ def encode_states(
     """Each text's first window through ``model``'s encoder: the hidden states of
     ``layers`` (0 = embeddings, -1 = last), float16."""
     unique = list(dict.fromkeys(texts))
-    first: dict[int, EncodedInput] = {}
-    for owner, window in encoder.windows(unique, 16):
-        first.setdefault(owner, window)
-    windows = [first[i] for i in range(len(unique))]
+    windows = encoder.encode([""] * len(unique), None, unique)  # no target: the first window
     lengths = np.array([len(w) for w in windows])
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     encoder_config: Any = getattr(model.encoder, "config", None)

@@ -338,14 +338,13 @@ class OnnxRunner:
         spinning: bool = True,
     ) -> None:
         require_onnxruntime()
-        self.spinning = spinning
         self.names = _input_names(model)
         if stem is None:
             with tempfile.TemporaryDirectory(prefix="threadguard-onnx-") as folder:
-                self._open(model, Path(folder) / "model", num_threads, quantize, optimize)
+                self._open(model, Path(folder) / "model", num_threads, quantize, optimize, spinning)
         else:
             stem.parent.mkdir(parents=True, exist_ok=True)
-            self._open(model, stem, num_threads, quantize, optimize)
+            self._open(model, stem, num_threads, quantize, optimize, spinning)
 
     def _open(
         self,
@@ -354,6 +353,7 @@ class OnnxRunner:
         num_threads: int | None,
         quantize: bool,
         optimize: bool,
+        spinning: bool,
     ) -> None:
         path = stem.with_suffix(".onnx")
         if not path.exists():
@@ -365,9 +365,7 @@ class OnnxRunner:
             int8 = path.with_suffix(".int8.onnx")
             path = int8 if int8.exists() else quantize_onnx(path, int8)
         self.path = path
-        self.session = OnnxSession(
-            path, num_threads or torch.get_num_threads(), spinning=self.spinning
-        )
+        self.session = OnnxSession(path, num_threads or torch.get_num_threads(), spinning=spinning)
         if self.session.names != self.names:  # a stale or foreign file under the same name
             raise RuntimeError(f"{path} takes {self.session.names}, the model gives {self.names}")
 

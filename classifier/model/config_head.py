@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, cast
 from pydantic import Field
 
 from classifier.config_model import ConfigModel
+from classifier.model.constants import HEAD_CONFIG_FILE
 
 Positive = Annotated[int, Field(strict=True, ge=1)]
 
@@ -30,8 +31,6 @@ HEAD_OUTPUTS = ("stance_logits", "stance_head_logits")
 def read_head_meta(folder: Path) -> dict[str, Any]:
     """A one-pass model folder's head metadata: ``head`` (:class:`StanceHeadConfig`),
     ``stance_labels``, ``stance_heads`` and ``stance_offsets``."""
-    from classifier.model.constants import HEAD_CONFIG_FILE
-
     return cast(dict[str, Any], json.loads((folder / HEAD_CONFIG_FILE).read_text("utf-8")))
 
 

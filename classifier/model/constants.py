@@ -117,6 +117,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "threadguard" / "onnx"
 
 
+def cache_folder(cache_dir: str | Path | None) -> Path:
+    """``cache_dir`` as given, else :func:`default_cache_dir`."""
+    return Path(cache_dir) if cache_dir is not None else default_cache_dir()
+
+
 def model_dir(path: str | Path | None) -> Path:
     """The saved model folder ``path``, or the shipped default for ``None``."""
     if path is None:

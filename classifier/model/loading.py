@@ -20,7 +20,7 @@ from classifier.model.constants import (
     CONFIG_FILE,
     Backend,
     BackendUnavailableError,
-    default_cache_dir,
+    cache_folder,
     model_dir,
     resolve_backend,
 )
@@ -75,9 +75,8 @@ def load_predictor(
                 f"{folder} is a one-pass model: its comment model is its encoder, it cannot "
                 "score without it (comment_model=False is for two-pass models)"
             )
-        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         encoder = load(folder / COMMENT_DIR)
-        return load_one_pass(folder, encoder, backend=chosen, cache_dir=cache, options=options)
+        return load_one_pass(folder, encoder, backend=chosen, cache_dir=cache_dir, options=options)
     comment = None
     if comment_model and (folder / COMMENT_DIR / CONFIG_FILE).is_file():
         # two sessions run in turn: idle threads that spin would take the cores from the
@@ -97,7 +96,7 @@ def exports_pending(
     if chosen not in ("onnx", "onnx-int8"):
         return []
     folder = model_dir(path)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = cache_folder(cache_dir)
     pending = []
     for candidate in (folder, folder / COMMENT_DIR):
         if not (candidate / CONFIG_FILE).is_file():

@@ -44,7 +44,11 @@ from classifier.model.serialization import (
     saved_versions,
     warn_on_version_change,
 )
-from classifier.model.stance_head import MISSING_LOGIT, compose_comment_logits
+from classifier.model.stance_head import (
+    borrowed_classes,
+    by_heads,
+    compose_comment_logits,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -124,11 +128,7 @@ class ThreadguardModel(nn.Module):
         self.head_classes: torch.Tensor  # [H, S]: True where a head learns a class
         self.register_buffer("head_classes", allowed, persistent=False)
         # a class the first head lacks is taken from the first head that has it
-        self._borrowed = [
-            (k, next(h for h, head in enumerate(heads) if name in head.classes))
-            for k, name in enumerate(config.stance_labels)
-            if name not in heads[0].classes and any(name in head.classes for head in heads)
-        ]
+        self._borrowed = borrowed_classes(allowed)
         self.toxicity_head = nn.Linear(hidden, len(config.toxicity_labels))
         self.span_head = nn.Linear(hidden, len(config.span_labels)) if config.span_labels else None
         self.constructive_head = (
@@ -314,10 +314,7 @@ class ThreadguardModel(nn.Module):
                 comment_input_ids, comment_attention_mask, comment_token_type_ids
             )
             tox_pooled = _pool(alone, comment_attention_mask, self.config.pooling)
-        by_head = self.stance_head(self.dropout(pooled)).view(
-            pooled.shape[0], self.head_classes.shape[0], self.head_classes.shape[1]
-        )
-        by_head = by_head.masked_fill(~self.head_classes, MISSING_LOGIT)
+        by_head = by_heads(self.stance_head(self.dropout(pooled)), self.head_classes)
         # every field at construction: transformers 4.44's ModelOutput keeps an attribute
         # set later out of its keys (output["span_logits"]: KeyError at the declared floor)
         return ThreadguardOutput(

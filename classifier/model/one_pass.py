@@ -35,15 +35,19 @@ from classifier.model.config_head import (
     StanceHeadConfig,
     read_head_meta,
 )
-from classifier.model.constants import HEAD_CONFIG_FILE, Backend
+from classifier.model.constants import HEAD_CONFIG_FILE, Backend, cache_folder
 from classifier.model.encoding import InputEncoder
 from classifier.model.options import DEFAULT_OPTIONS, PredictOptions
 from classifier.model.predictor import BatchOutput, BatchPredictor, ItemScores, softmax
-from classifier.model.replies import HeadSpec, item_field, reply_offsets_of
+from classifier.model.replies import HeadSpec, item_field, reply_offsets_of, stance_heads_of
 from classifier.model.spans import Span
+from classifier.model.versions import version_name
 
 logger = logging.getLogger(__name__)
 
+#: Comments whose token states are held at once (up to 256 tokens x layers x 1.5 KB each):
+#: a bulk run's 4,096-comment chunks would hold gigabytes of them.
+STATES_CHUNK = 256
 #: Token states a predictor keeps between calls, in tokens (targets, contexts and the
 #: comments short enough to be a reply's target: ~3 KB a token and layer in float32).
 TARGET_CACHE_TOKENS = 8192
@@ -98,9 +102,6 @@ class StateCache:
             while self._tokens > self.max_tokens and self._states:
                 self._tokens -= len(self._states.popitem(last=False)[1])
 
-    def __len__(self) -> int:
-        return len(self._states)
-
 
 class OnnxHeadRunner:
     """The head on ONNX Runtime: one intra-op thread with no spinning, so that it does
@@ -116,9 +117,10 @@ class OnnxHeadRunner:
         return found["stance_logits"], found["stance_head_logits"]
 
 
-def onnx_head(folder: Path, cache: Path) -> OnnxHeadRunner:
-    """The head's ONNX runner, exported (through torch) into ``cache`` on first use."""
-    path = cache / f"stance-head-{head_digest(folder)}.onnx"
+def onnx_head(folder: Path, cache: Path, digest: str) -> OnnxHeadRunner:
+    """The head's ONNX runner, exported (through torch) into ``cache`` on first use, under
+    the head's :func:`head_digest`."""
+    path = cache / f"stance-head-{digest}.onnx"
     if not path.is_file():
         from classifier.model.stance_head import export_head, load_head
 
@@ -216,8 +218,9 @@ class OnePassPredictor(BatchPredictor):
         constructive: list[np.ndarray] = []
         found_spans: list[list[Span]] | None = None
         limit = self.head_config.target_tokens
-        for start in range(0, len(items), self.options.chunk_size):
-            chunk = items[start : start + self.options.chunk_size]
+        step = min(self.options.chunk_size, STATES_CHUNK)
+        for start in range(0, len(items), step):
+            chunk = items[start : start + step]
             for item in chunk:
                 self._check_item(item)
             texts = [str(item_field(i, "text")) for i in chunk]
@@ -258,9 +261,9 @@ class OnePassPredictor(BatchPredictor):
         heads_out = np.zeros((n, len(self.stance_heads), len(self.stance_labels)), np.float32)
         for s in range(0, n, size):
             rows = order[s : s + size]
-            c, cm = _pad([states[i][: self.head_config.comment_tokens] for i in rows])
-            t, tm = _pad([by_text.get(targets[i]) for i in rows], like=states[rows[0]])
-            x, xm = _pad([by_text.get(contexts[i]) for i in rows], like=states[rows[0]])
+            c, cm = pad_states([states[i][: self.head_config.comment_tokens] for i in rows])
+            t, tm = pad_states([by_text.get(targets[i]) for i in rows], like=states[rows[0]])
+            x, xm = pad_states([by_text.get(contexts[i]) for i in rows], like=states[rows[0]])
             inputs = dict(zip(HEAD_INPUTS, (c, cm, t, tm, x, xm), strict=True))
             comment_logits, by_head = self.head(inputs)
             comment_out[rows] = comment_logits
@@ -273,7 +276,7 @@ def _clean(value: Any) -> str:
     return text if text.strip() else ""
 
 
-def _pad(
+def pad_states(
     arrays: Sequence[np.ndarray | None], like: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Right-pad states [L_i, n_layers, D] into [B, max(1, L), n_layers, D] and a mask;
@@ -296,30 +299,27 @@ def load_one_pass(
     comment_model: BatchPredictor,
     *,
     backend: Backend,
-    cache_dir: Path,
+    cache_dir: str | Path | None = None,
     options: PredictOptions = DEFAULT_OPTIONS,
 ) -> OnePassPredictor:
-    """A one-pass model folder's predictor over its loaded ``comment_model``."""
+    """A one-pass model folder's predictor over its loaded ``comment_model`` (``cache_dir``:
+    where the head's ONNX export goes, default :func:`default_cache_dir`)."""
     meta = read_head_meta(folder)
-    config = StanceHeadConfig.from_dict(meta["head"])
     labels = tuple(meta["stance_labels"])
-    heads = {
-        str(h["name"]): HeadSpec(tuple(h.get("corpora") or ()), tuple(h["classes"]))
-        for h in meta["stance_heads"]
-    }
+    heads = stance_heads_of(meta)  # its stance_labels and stance_heads, as a model config's
+    digest = head_digest(folder)
     runner: HeadRunner
     if backend in ("onnx", "onnx-int8"):
-        runner = onnx_head(folder, cache_dir)
+        runner = onnx_head(folder, cache_folder(cache_dir), digest)
     else:
         from classifier.model.stance_head import TorchHeadRunner, load_head
 
         runner = TorchHeadRunner(load_head(folder))
-    name = Path(folder).resolve().name or "threadguard"
     return OnePassPredictor(
         comment_model,
         runner,
-        config,
-        model_version=f"{name}-{head_digest(folder)}",
+        StanceHeadConfig.from_dict(meta["head"]),
+        model_version=f"{version_name(folder, None)}-{digest}",
         stance_labels=labels,
         stance_heads=heads,
         reply_offsets=reply_offsets_of(meta.get("stance_offsets"), labels, heads),

@@ -40,7 +40,7 @@ from classifier.model.constants import (
     CONFIG_FILE,
     EXPORT_FORMAT,
     Backend,
-    default_cache_dir,
+    cache_folder,
     model_dir,
     resolve_encoder,
 )
@@ -236,7 +236,7 @@ class OnnxPredictor(BatchPredictor):
             raise ValueError(f"OnnxPredictor runs 'onnx' or 'onnx-int8', not {backend!r}")
         folder = model_dir(path)
         require_onnxruntime()
-        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        cache = cache_folder(cache_dir)
         quantize = backend == "onnx-int8"
         config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
         key, entry = cached_export(folder, config, quantize, cache)

@@ -258,15 +258,7 @@ class BatchPredictor:
         model's), not with its own pair-pass head."""
         if self.comment_model is not None:
             return self.comment_model.comment_scores(texts, spans=spans)
-        want_spans = spans and bool(self.span_labels)
-        scores, tokens, _ = self._read_whole(list(texts), want_spans)
-        if tokens is None:
-            return scores
-        found = [
-            decode_spans(offsets, word_ids, probs, self.span_labels, self.span_threshold)
-            for offsets, word_ids, probs in tokens
-        ]
-        return scores._replace(spans=found)
+        return self._comment_read(texts, spans, want_states=False)[0]
 
     def span_token_probabilities(self, texts: Sequence[str]) -> list[TokenSpanProbs]:
         """Each text's tokens (character offsets, word ids) and their span probabilities
@@ -283,35 +275,37 @@ class BatchPredictor:
         its first window [n_tokens, n_layers, D] (special tokens included): what the
         one-pass stance head reads of a comment. Needs a model that returns its states
         (:attr:`~classifier.model.config.ModelConfig.state_layers`)."""
+        scores, states = self._comment_read(texts, spans, want_states=True)
+        return scores, cast(list[np.ndarray], states)
+
+    def _comment_read(
+        self, texts: Sequence[str], spans: bool, want_states: bool
+    ) -> tuple[CommentScores, list[np.ndarray] | None]:
+        """:meth:`_read_whole` with the spans decoded (when asked for and the model has
+        them): what :meth:`comment_scores` and :meth:`comment_pass` give."""
         want_spans = spans and bool(self.span_labels)
-        scores, tokens, states = self._read_whole(list(texts), want_spans, want_states=True)
+        scores, tokens, states = self._read_whole(list(texts), want_spans, want_states)
         if tokens is not None:
             found = [
                 decode_spans(offsets, word_ids, probs, self.span_labels, self.span_threshold)
                 for offsets, word_ids, probs in tokens
             ]
             scores = scores._replace(spans=found)
-        return scores, cast(list[np.ndarray], states)
+        return scores, states
 
     def text_states(self, texts: Sequence[str], max_length: int) -> list[np.ndarray]:
         """Each text's token states read alone and cut at ``max_length`` tokens (special
         tokens included) [n_tokens, n_layers, D]: how the one-pass stance head reads a
         target or a context. A text short enough for one such window gets exactly the
-        states of its :meth:`comment_pass` (the same input)."""
-        encoder = self.input_encoder.truncated(max_length)
-        windows: dict[int, EncodedInput] = {}
-        for owner, window in encoder.windows(list(texts), 0):
-            windows.setdefault(owner, window)
-        encoded = [windows[i] for i in range(len(texts))]
+        states of its :meth:`comment_pass` (the same input: :meth:`InputEncoder.encode`
+        with no target is a text's first window)."""
+        texts = list(texts)
+        encoded = self.input_encoder.truncated(max_length).encode([""] * len(texts), None, texts)
         out: list[np.ndarray] = [np.empty(0)] * len(encoded)
         for indices in self._batches(encoded):
-            found = self._pass([encoded[i] for i in indices])
-            if found.states is None:
-                raise ValueError(
-                    "this model returns no token states (its config names no state_layers)"
-                )
+            states = _states_of(self._pass([encoded[i] for i in indices]))
             for row, i in enumerate(indices):
-                out[i] = self._own_tokens(found.states[row], len(encoded[i]))
+                out[i] = self._own_tokens(states[row], len(encoded[i]))
         return out
 
     def _own_tokens(self, rows: np.ndarray, width: int) -> np.ndarray:
@@ -333,22 +327,15 @@ class BatchPredictor:
         # per window: the span probabilities of its comment tokens, in order
         token_probs: list[np.ndarray] = [np.empty(0)] * len(encoded)
         # each text's first window's token states (windows come in text order)
-        first = {}
-        if want_states:
-            first = {int(owner): w for w, owner in reversed(list(enumerate(owners.tolist())))}
+        first = np.searchsorted(owners, np.arange(len(texts)))
         states: list[np.ndarray] = [np.empty(0)] * len(texts)
         for indices in self._batches(encoded):
             found = self._pass([encoded[i] for i in indices])
             if want_states:
-                if found.states is None:
-                    raise ValueError(
-                        "this model returns no token states (its config names no state_layers)"
-                    )
+                batch_states = _states_of(found)
                 for row, i in enumerate(indices):
-                    if first.get(int(owners[i])) == i:
-                        states[int(owners[i])] = self._own_tokens(
-                            found.states[row], len(encoded[i])
-                        )
+                    if first[owners[i]] == i:
+                        states[owners[i]] = self._own_tokens(batch_states[row], len(encoded[i]))
             probs[indices] = found.toxicity
             if constructive is not None and found.constructive is not None:
                 constructive[indices] = found.constructive
@@ -532,6 +519,13 @@ class BatchPredictor:
     def _run_batch(self, encoded: Sequence[EncodedInput]) -> BatchOutput:
         """Probabilities of one batch (:class:`BatchOutput`)."""
         raise NotImplementedError
+
+
+def _states_of(found: BatchOutput) -> np.ndarray:
+    """A batch's token states, or why there are none."""
+    if found.states is None:
+        raise ValueError("this model returns no token states (its config names no state_layers)")
+    return found.states
 
 
 def probabilities(logits: Mapping[str, np.ndarray]) -> BatchOutput:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -35,6 +37,7 @@ from classifier.model.config_head import (
     StanceHeadConfig,
     read_head_meta,
 )
+from classifier.model.constants import HEAD_CONFIG_FILE
 
 #: Logit of a class a stance head does not learn: exp() of it is 0 in float32.
 MISSING_LOGIT = -1.0e4
@@ -42,46 +45,16 @@ MISSING_LOGIT = -1.0e4
 COMMENT, TARGET, CONTEXT = 0, 1, 2
 
 
-class _Block(nn.Module):
-    """Comment tokens attend over (context, target, comment), then a feed-forward layer;
-    post-norm residuals as in BERT."""
-
-    def __init__(self, dim: int, n_heads: int, ffn: int, dropout: float) -> None:
-        super().__init__()
-        if dim % n_heads:
-            raise ValueError(f"head width {dim} is not a multiple of {n_heads} attention heads")
-        self.n_heads = n_heads
-        self.query = nn.Linear(dim, dim)
-        self.key = nn.Linear(dim, dim)
-        self.value = nn.Linear(dim, dim)
-        self.out = nn.Linear(dim, dim)
-        self.norm1 = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.GELU(), nn.Linear(ffn, dim))
-        self.norm2 = nn.LayerNorm(dim)
-        self.dropout = nn.Dropout(dropout)
-
-    def _split(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        return x.view(b, n, self.n_heads, d // self.n_heads).transpose(1, 2)
-
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        q, k, v = (
-            self._split(self.query(x)),
-            self._split(self.key(memory)),
-            self._split(self.value(memory)),
-        )
-        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias  # [B, h, Lq, Lm]
-        attended = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(x.shape)
-        x = self.norm1(x + self.dropout(self.out(attended)))
-        return self.norm2(x + self.dropout(self.ffn(x)))
-
-
-class _BertLayer(nn.Module):
-    """A BERT encoder layer (post-norm self-attention and feed-forward), its weights named
-    so that a transformers ``BertLayer``'s load into it (:data:`BERT_LAYER_NAMES`)."""
+class _Layer(nn.Module):
+    """A BERT encoder layer: multi-head attention from ``x`` over ``memory`` (``x`` itself
+    for self-attention), then a GELU feed-forward layer, each with a post-norm residual.
+    Its weights are named so that a transformers ``BertLayer``'s load into it
+    (:data:`BERT_LAYER_NAMES`)."""
 
     def __init__(self, dim: int, n_heads: int, ffn: int, dropout: float, eps: float) -> None:
         super().__init__()
+        if dim % n_heads:
+            raise ValueError(f"head width {dim} is not a multiple of {n_heads} attention heads")
         self.n_heads = n_heads
         self.query = nn.Linear(dim, dim)
         self.key = nn.Linear(dim, dim)
@@ -97,16 +70,17 @@ class _BertLayer(nn.Module):
         b, n, d = x.shape
         return x.view(b, n, self.n_heads, d // self.n_heads).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        q = self._split(self.query(x))
+        k, v = self._split(self.key(memory)), self._split(self.value(memory))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias  # [B, h, Lq, Lm]
         attended = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(x.shape)
         x = self.attention_norm(x + self.dropout(self.attention_out(attended)))
         inner = nn.functional.gelu(self.intermediate(x))
         return self.output_norm(x + self.dropout(self.output(inner)))
 
 
-#: transformers ``BertLayer`` parameter name → :class:`_BertLayer`'s.
+#: transformers ``BertLayer`` parameter name → :class:`_Layer`'s.
 BERT_LAYER_NAMES = {
     "attention.self.query": "query",
     "attention.self.key": "key",
@@ -143,7 +117,7 @@ class UpperLayersHead(nn.Module):
         self.segment = nn.Embedding(3, config.dim)
         nn.init.zeros_(self.segment.weight)
         self.blocks = nn.ModuleList(
-            _BertLayer(config.dim, config.attention_heads, config.ffn, config.dropout, eps)
+            _Layer(config.dim, config.attention_heads, config.ffn, config.dropout, eps)
             for _ in range(config.depth)
         )
         self.dropout = nn.Dropout(config.dropout)
@@ -173,7 +147,7 @@ class UpperLayersHead(nn.Module):
         mask = torch.cat([context_mask, target_mask, comment_mask], dim=1).to(seq.dtype)
         bias = ((1.0 - mask) * MISSING_LOGIT)[:, None, None, :]
         for block in self.blocks:
-            seq = block(seq, bias)
+            seq = block(seq, seq, bias)
         return by_heads(self.classify(self.dropout(_masked_mean(seq, mask))), self.head_classes)
 
 
@@ -206,7 +180,7 @@ class CrossStanceHead(nn.Module):
         self.project = nn.Linear(in_dim, config.dim)
         self.norm = nn.LayerNorm(config.dim)
         self.blocks = nn.ModuleList(
-            _Block(config.dim, config.attention_heads, config.ffn, config.dropout)
+            _Layer(config.dim, config.attention_heads, config.ffn, config.dropout, eps=1e-5)
             for _ in range(config.depth)
         )
         self.dropout = nn.Dropout(config.dropout)
@@ -320,8 +294,6 @@ def save_head(head: StanceHeadModule, meta: dict[str, Any], folder: Path) -> Non
     ``stance_offsets``) into a one-pass model folder."""
     from safetensors.torch import save_file
 
-    from classifier.model.constants import HEAD_CONFIG_FILE
-
     folder.mkdir(parents=True, exist_ok=True)
     save_file(
         {k: v.contiguous() for k, v in head.state_dict().items()}, str(folder / HEAD_WEIGHTS_FILE)
@@ -343,9 +315,6 @@ class TorchHeadRunner:
 
 def export_head(head: _Exportable, path: Path) -> Path:
     """Export a loaded head to ONNX at ``path`` (dynamic batch and lengths)."""
-    import os
-    import warnings
-
     n_layers = len(head.head.config.layers)
     inner = head.head
     dim = inner.project.in_features if isinstance(inner, CrossStanceHead) else inner.config.dim
